@@ -1,0 +1,163 @@
+"""The allocation-free Workspace computes what relunet.network.loss_and_grads computes.
+
+The reference is the readable network.loss_and_grads (itself checked by hand, against
+sklearn and against finite differences in test_network.py and test_gradcheck.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relunet.fastpath import Workspace, axpy
+from relunet.network import Params, loss_and_grads
+
+
+def _problem(seed, N, D, H, K, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    W1 = rng.standard_normal((D + 1, H)) * np.sqrt(2.0 / D)
+    W2 = rng.standard_normal((H + 1, K)) * np.sqrt(1.0 / H)
+    X = rng.standard_normal((N, D))
+    y = rng.integers(0, K, N)
+    sw = rng.uniform(0.1, 3.0, N)
+    params = Params(W1.astype(dtype), W2.astype(dtype))
+    return params, X.astype(dtype), y, sw
+
+
+def _reference(params, X, y, alpha, sw):
+    """network.loss_and_grads in float64, minus the penalty (the Workspace returns L_d/N)."""
+    p64 = Params(*(W.astype(np.float64) for W in params))
+    L, g = loss_and_grads(p64, X.astype(np.float64), y, alpha, sample_weight=sw)
+    penalty = alpha / 2 * sum(float(np.sum(W * W)) for W in p64)
+    return L - penalty, g
+
+
+def _assert_close(ws_loss, ws_grads, ref_loss, ref_grads, rtol):
+    assert ws_loss == pytest.approx(ref_loss, rel=rtol, abs=rtol)
+    for a, b in zip(ws_grads, ref_grads, strict=True):
+        scale = max(np.abs(b).max(), 1e-300)
+        np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    N=st.integers(1, 12),
+    extra=st.integers(0, 5),
+    D=st.integers(1, 6),
+    H=st.integers(1, 7),
+    K=st.integers(2, 5),
+    alpha=st.sampled_from([0.0, 1e-3, 0.5]),
+    weighted=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_workspace_equals_reference_in_float64(N, extra, D, H, K, alpha, weighted, seed):
+    params, X, y, sw = _problem(seed, N, D, H, K)
+    sw = sw if weighted else None
+    ws = Workspace(D, H, K, N + extra, np.float64)  # buffer possibly larger than the batch
+    L = ws.loss_and_grads(params, X, y, alpha, sw)
+    assert ws.grads.W1.dtype == np.float64
+    _assert_close(L, ws.grads, *_reference(params, X, y, alpha, sw), rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 1e-2])
+def test_workspace_float32_stays_float32_and_matches_float64(weighted, alpha):
+    params, X, y, sw = _problem(3, 50, 8, 16, 4, dtype=np.float32)
+    sw = sw if weighted else None
+    ws = Workspace(8, 16, 4, 64, np.float32)
+    L = ws.loss_and_grads(params, X, y, alpha, sw)
+    assert ws.grads.W1.dtype == np.float32 and ws.grads.W2.dtype == np.float32
+    _assert_close(L, ws.grads, *_reference(params, X, y, alpha, sw), rtol=1e-5)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gather_by_index_array_gives_the_batch_of_those_rows(weighted):
+    params, X, y, sw = _problem(4, 30, 5, 6, 3)
+    ws = Workspace(5, 6, 3, 12, np.float64)
+    index = np.array([29, 0, 7, 7, 13, 2, 21])  # unsorted, with a repeat
+    Xb, yb = ws.gather(X, y, index)
+    np.testing.assert_array_equal(Xb, X[index])
+    np.testing.assert_array_equal(yb, y[index])
+    wb = sw[index] if weighted else None
+    L = ws.loss_and_grads(params, Xb, yb, 0.1, wb)
+    _assert_close(L, ws.grads, *_reference(params, X[index], y[index], 0.1, wb), rtol=1e-12)
+
+
+def test_gather_by_slice_is_a_view_and_gives_the_same_gradients():
+    params, X, y, _ = _problem(5, 30, 5, 6, 3)
+    ws = Workspace(5, 6, 3, 10, np.float64)
+    Xb, yb = ws.gather(X, y, slice(10, 20))
+    assert np.shares_memory(Xb, X)  # zero-copy
+    L = ws.loss_and_grads(params, Xb, yb, 0.0)
+    _assert_close(L, ws.grads, *_reference(params, X[10:20], y[10:20], 0.0, None), rtol=1e-12)
+
+
+def test_index_gather_and_slice_gather_agree_bitwise():
+    params, X, y, _ = _problem(6, 30, 5, 6, 3)
+    ws_a = Workspace(5, 6, 3, 10, np.float64)
+    ws_b = Workspace(5, 6, 3, 10, np.float64)
+    La = ws_a.loss_and_grads(params, *ws_a.gather(X, y, slice(5, 15)), 0.1)
+    Lb = ws_b.loss_and_grads(params, *ws_b.gather(X, y, np.arange(5, 15)), 0.1)
+    assert La == Lb
+    for a, b in zip(ws_a.grads, ws_b.grads, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_shrinking_batches_reuse_buffers_without_stale_rows():
+    # A full batch, then a short last batch: nothing of the first may leak into the second.
+    params, X, y, _ = _problem(7, 23, 4, 5, 3)
+    ws = Workspace(4, 5, 3, 10, np.float64)
+    for start in range(0, 23, 10):
+        index = np.arange(start, min(start + 10, 23))[::-1]
+        Xb, yb = ws.gather(X, y, index)
+        L = ws.loss_and_grads(params, Xb, yb, 0.01)
+        _assert_close(L, ws.grads, *_reference(params, X[index], y[index], 0.01, None), 1e-12)
+
+
+def test_workspace_does_not_modify_params_or_data():
+    params, X, y, sw = _problem(8, 20, 4, 5, 3)
+    before = [A.copy() for A in (*params, X, y, sw)]
+    ws = Workspace(4, 5, 3, 20, np.float64)
+    ws.loss_and_grads(params, X, y, 0.3, sw)
+    for A, A0 in zip((*params, X, y, sw), before, strict=True):
+        np.testing.assert_array_equal(A, A0)
+
+
+def test_workspace_loss_stays_finite_for_huge_scores():
+    # Same construction as test_network's: scores (1e5, 1e5 - 3); L_d/N = mean of
+    # log(1 + e^-3) and log(1 + e^3), worked out by hand.
+    W1 = np.array([[100.0], [0.0]])
+    W2 = np.array([[1.0, 1.0], [0.0, -3.0]])
+    X = np.array([[1000.0], [1000.0]])
+    ws = Workspace(1, 1, 2, 2, np.float64)
+    L = ws.loss_and_grads(Params(W1, W2), X, np.array([0, 1]), 0.0)
+    assert L == pytest.approx((np.log1p(np.exp(-3.0)) + np.log1p(np.exp(3.0))) / 2, rel=1e-14)
+    assert all(np.isfinite(g).all() for g in ws.grads)
+
+
+# ------------------------------------------------------------------------------ axpy
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axpy_adds_a_times_x_in_place(dtype):
+    x = np.arange(12, dtype=dtype).reshape(3, 4)
+    y = np.ones((3, 4), dtype=dtype)
+    out = axpy(-0.5, x, y)
+    assert out is y
+    np.testing.assert_array_equal(y, 1 - 0.5 * np.arange(12).reshape(3, 4))
+    assert y.dtype == dtype
+
+
+def test_axpy_falls_back_for_views_and_mixed_dtypes():
+    x = np.arange(12.0).reshape(3, 4)
+    y = np.zeros((4, 3)).T  # not C-contiguous
+    axpy(2.0, x, y)
+    np.testing.assert_array_equal(y, 2 * x)
+    y32 = np.zeros((3, 4), np.float32)
+    axpy(1.0, x, y32)  # float64 x into float32 y
+    np.testing.assert_array_equal(y32, x.astype(np.float32))
+    y_rows = np.zeros((3, 8))[:, ::2]  # strided
+    axpy(3.0, x, y_rows)
+    np.testing.assert_array_equal(y_rows, 3 * x)
