@@ -6,7 +6,9 @@ The math lives in :mod:`relunet.network` under the note's names; training in
 
 __version__ = "0.1.0"
 
+from .estimator import ReluNetClassifier
 from .gradcheck import check_gradients
+from .io import load, save
 from .network import Params, forward, init_params, loss, loss_and_grads, softmax
 from .train import History, TrainConfig, Trainer, TrainingDiverged, train
 
@@ -24,4 +26,7 @@ __all__ = [
     "History",
     "TrainingDiverged",
     "train",
+    "ReluNetClassifier",
+    "save",
+    "load",
 ]

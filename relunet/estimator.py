@@ -1,0 +1,601 @@
+"""scikit-learn estimator around the note's network: :class:`ReluNetClassifier`.
+
+The class is deliberately thin: it validates inputs the scikit-learn way, maps labels to
+class indices, turns ``sample_weight``/``class_weight`` into per-example weights and hands
+everything to :class:`relunet.train.Trainer`.  The math is :mod:`relunet.network`'s.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .network import Params, init_params, log_softmax, softmax
+from .train import TrainConfig, Trainer
+
+__all__ = ["ReluNetClassifier"]
+
+_INCREMENTAL_SOLVERS = ("gd", "sgd", "adam")
+_PREDICT_CHUNK = 8192  # rows per forward pass at prediction time: bounds the (rows, H) buffer
+
+
+def _supports_partial_fit(estimator):
+    if estimator.solver not in _INCREMENTAL_SOLVERS:
+        raise AttributeError(
+            f"partial_fit is only available for the incremental solvers "
+            f"{', '.join(map(repr, _INCREMENTAL_SOLVERS))}; solver={estimator.solver!r} is not"
+        )
+    return True
+
+
+class ReluNetClassifier(ClassifierMixin, BaseEstimator):
+    """The one-hidden-layer ReLU network of Saxon's *Simple neural network math*.
+
+    ``h = ReLU(x·W1)``, ``f = h·W2`` (biases folded in as the last row of each matrix),
+    ``p = softmax(f)``, trained on the note's loss ``L = L_d/N + alpha/2 · Σ w²``.
+    Every problem, binary included, has ``K = n_classes`` softmax outputs.
+
+    Parameters
+    ----------
+    hidden_units : int, default=100
+        H, the width of the hidden layer.
+    alpha : float, default=1e-4
+        L2 strength **in the note's sense**: ``alpha/2 · Σ w²`` over *all* weights, bias rows
+        included, added to the *mean* data loss.  scikit-learn's ``MLPClassifier`` adds
+        ``alpha_sk / (2·n) · Σ coefs²`` (``n`` = batch or sample count) and skips the
+        intercepts, so ``alpha_sk ≈ alpha · n`` (``alpha · batch_size`` for mini-batches)
+        and sklearn leaves biases unpenalised.  The default 1e-4 is sklearn's
+        ``alpha=0.02`` at its batch size of 200.
+    solver : {"gd", "sgd", "adam", "lbfgs"}, default="adam"
+        ``"gd"`` is the note's full-batch steepest descent; ``"sgd"`` mini-batch momentum
+        SGD; ``"adam"`` Adam; ``"lbfgs"`` SciPy's L-BFGS-B on the full-batch loss (one
+        epoch per iteration; no ``partial_fit``).
+    batch_size : int or "auto", default="auto"
+        Mini-batch size for ``"sgd"``/``"adam"``; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
+        Schedule of the step size per epoch (``"cosine"`` anneals to 0 over ``max_iter``
+        epochs and stays there).
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+        Exponent of ``"invscaling"``.
+    max_iter : int, default=200
+        Maximum number of epochs (L-BFGS iterations for ``"lbfgs"``).
+    shuffle : bool, default=True
+        Shuffle the examples every epoch (mini-batch solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling and the validation split.  An int gives
+        ``numpy.random.default_rng(random_state)``; a ``RandomState`` is asked for a seed.
+    tol : float, default=1e-4
+        Training stops when the monitored loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs (``"adaptive"`` first divides the rate by 5).
+    verbose : bool or int, default=False
+        Print one line per epoch to stdout.
+    warm_start : bool, default=False
+        ``fit`` continues from the previous weights (same classes and shapes required);
+        the optimizer state restarts.
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction``, monitor its loss instead of the
+        training loss and restore the best weights on it at the end.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's constants.
+    n_iter_no_change : int, default=10
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of ``"lbfgs"``.
+    class_weight : dict, "balanced" or None, default=None
+        Multiplies each example's weight by the weight of its class.  ``"balanced"`` uses
+        ``n_samples / (n_classes · count(class))`` (weighted counts when ``sample_weight``
+        is given); it is refused by ``partial_fit``, which never sees all the data.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the weights and of all arithmetic, in training and prediction.
+    callback : callable or None, default=None
+        ``callback(info)`` with a :class:`relunet.train.EpochInfo` after every epoch
+        (``info.epoch`` counts the epochs of the current call); returning ``True`` stops
+        training (``stop_reason_ == "stopped by callback"``).
+
+    Attributes
+    ----------
+    W1_ : ndarray of shape (n_features_in_ + 1, hidden_units)
+        Input → hidden weights; the last row is the hidden bias (the note's ``w1``).
+    W2_ : ndarray of shape (hidden_units + 1, n_classes)
+        Hidden → score weights; the last row is the score bias (the note's ``w2``).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted; output ``k`` of the network is ``classes_[k]``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names (a DataFrame).
+    loss_curve_ : list of float
+        Training loss per epoch, continued by ``warm_start`` fits and ``partial_fit``.
+    validation_loss_curve_, validation_scores_ : list of float or None
+        Held-out loss and accuracy per epoch when the fit used ``early_stopping``, else None.
+    best_loss_ : float
+        The lowest monitored loss (validation loss with ``early_stopping``).
+    n_iter_ : int
+        Epochs run (accumulates like ``loss_curve_``).
+    t_ : int
+        Training examples processed (scikit-learn's ``t_``).
+    history_ : list of dict
+        One :class:`~relunet.train.EpochInfo` as a dict per epoch; ``"epoch"`` is the
+        position in ``loss_curve_`` (1-based).
+    stop_reason_ : str
+        Why the last call stopped (``"max_iter"``, a tolerance message, ...).
+    fit_seconds_ : float
+        Wall time of the last ``fit``/``partial_fit`` call.
+
+    Notes
+    -----
+    Defaults follow ``MLPClassifier`` where the idea is the same; the ones that matter were
+    measured on digits (5-fold ``cross_val_score`` of ``StandardScaler()`` +
+    ``ReluNetClassifier()``, contiguous folds) - see the README of the tests,
+    ``tests/test_estimator.py::test_digits_pipeline_defaults``:
+
+    * ``solver="adam"``, ``learning_rate_init=1e-3``, ``batch_size="auto"`` (200): robust
+      without tuning on standardised inputs; ``"gd"`` needs a far larger rate and many
+      more epochs.
+    * ``hidden_units=100``: digits accuracy saturates there; wider only costs time.
+    * ``alpha=1e-4`` (note's scale, ≈ sklearn's 0.02): see the measurement in the report
+      of the test module.
+    * ``dtype="float32"``: twice the BLAS throughput and half the memory; the network's
+      accuracy is the same.  Use ``"float64"`` when results must agree to ~1e-15 (for
+      instance scikit-learn's ``check_estimator`` tolerances).
+
+    A failed ``fit``/``partial_fit`` (invalid parameters or data, :class:`TrainingDiverged`,
+    an exception from the callback, Ctrl-C) leaves a fitted model exactly as it was.
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_units": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions({"gd", "sgd", "adam", "lbfgs"})],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "callback": [callable, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        hidden_units=100,
+        alpha=1e-4,
+        solver="adam",
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=1e-3,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        class_weight=None,
+        dtype="float32",
+        callback=None,
+    ):
+        self.hidden_units = hidden_units
+        self.alpha = alpha
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.class_weight = class_weight
+        self.dtype = dtype
+        self.callback = callback
+
+    # ------------------------------------------------------------------ training
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train on ``(X, y)`` until ``max_iter`` or a stopping rule.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels of any type (ints, strings, ...); at least two classes.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; the data loss is their weighted mean.  Integer weights are
+            equivalent to repeating rows and zero weights to removing them (those rows are
+            dropped before training).
+
+        Returns
+        -------
+        self
+        """
+        return self._guarded(self._fit, X, y, sample_weight, None, incremental=False)
+
+    @available_if(_supports_partial_fit)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over ``(X, y)``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels, all among ``classes``.
+        classes : array-like of shape (n_classes,), optional
+            All the labels that will ever occur.  Required on the first call (when the
+            model is not fitted yet); later calls may repeat it but it must be the same set.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        No stopping rules and no validation split apply.  The optimizer state is kept
+        between calls (and after ``fit``); it restarts when the hyper-parameters were
+        changed with ``set_params``, after ``load`` or after a failed call.
+        """
+        return self._guarded(self._fit, X, y, sample_weight, classes, incremental=True)
+
+    def _guarded(self, method, *args, **kwargs):
+        """Run ``method``; on any exception put ``self`` back exactly as it was."""
+        before = dict(self.__dict__)
+        try:
+            warning = method(*args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        if warning:
+            warnings.warn(warning, ConvergenceWarning, stacklevel=4)
+        return self
+
+    def _fit(self, X, y, sample_weight, classes, *, incremental):
+        t_start = time.perf_counter()
+        dtype = np.dtype(self.dtype)
+        fitted = hasattr(self, "W1_")
+        continuing = fitted and (incremental or self.warm_start)
+        X, y = validate_data(self, X, y, reset=not continuing, dtype=dtype, order="C")
+        check_classification_targets(y)
+
+        if incremental:
+            classes_ = self._partial_fit_classes(classes, fitted)
+            y_enc = _encode(y, classes_)
+        else:
+            encoder = LabelEncoder()
+            y_enc = encoder.fit_transform(y)
+            classes_ = encoder.classes_
+            if classes_.shape[0] < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs examples of at least 2 classes to train, "
+                    f"but y holds one class only: {_show(classes_)}"
+                )
+            if continuing and not _same_labels(classes_, self.classes_):
+                raise ValueError(
+                    f"warm_start=True needs y to have the same classes as the previous fit: "
+                    f"it had {_show(self.classes_)}, y has {_show(classes_)}"
+                )
+        K = classes_.shape[0]
+
+        weights = self._example_weights(X, y_enc, classes_, sample_weight, incremental)
+        if weights is not None:
+            keep = weights > 0
+            if not keep.all():  # zero weight == removing the row, exactly
+                X, y_enc, weights = X[keep], y_enc[keep], weights[keep]
+            if not incremental and np.unique(y_enc).shape[0] < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs examples of at least 2 classes with "
+                    f"non-zero weight; only class {_show(classes_[np.unique(y_enc)])} has any"
+                )
+
+        config = self._config()
+        D = X.shape[1]
+        if continuing:
+            expected = (D + 1, self.hidden_units), (self.hidden_units + 1, K)
+            if (self.W1_.shape, self.W2_.shape) != expected:
+                raise ValueError(
+                    f"cannot continue training: the fitted weights have shapes "
+                    f"{self.W1_.shape} and {self.W2_.shape}, but hidden_units="
+                    f"{self.hidden_units} with {D} features and {K} classes needs "
+                    f"{expected[0]} and {expected[1]}"
+                )
+
+        trainer = self.__dict__.get("_trainer") if incremental else None
+        if not (
+            trainer is not None
+            and trainer.config == config
+            and trainer.dtype == dtype
+            and np.array_equal(trainer.params.W1, self.W1_)
+            and np.array_equal(trainer.params.W2, self.W2_)
+        ):
+            rng = self._rng()
+            if continuing:
+                params = Params(self.W1_, self.W2_)
+            else:
+                params = init_params(D, self.hidden_units, K, rng=rng, dtype=dtype)
+            trainer = Trainer(params, config, rng=rng, dtype=dtype)
+
+        seen_before, epochs_before = trainer.n_samples_seen, len(trainer.history)
+        callback = self._epoch_callback()
+        if incremental:
+            trainer.stop_reason = "partial_fit (one epoch)"
+            trainer.partial_fit(X, y_enc, weights, callback=callback)
+        else:
+            trainer.fit(X, y_enc, weights, callback=callback)
+        new_epochs = trainer.history.epochs[epochs_before:]
+
+        # ---- success: commit everything at once
+        prev = continuing
+        n_before = self.n_iter_ if prev else 0
+        history = [dict(vars(e)) for e in new_epochs]
+        for i, record in enumerate(history):
+            record["epoch"] = n_before + i + 1
+        val_loss = [e.val_loss for e in new_epochs if e.val_loss is not None]
+        val_acc = [e.val_accuracy for e in new_epochs if e.val_accuracy is not None]
+        has_val = bool(val_loss)
+        self.W1_ = trainer.params.W1.copy()
+        self.W2_ = trainer.params.W2.copy()
+        self.classes_ = classes_
+        self.loss_curve_ = (self.loss_curve_ if prev else []) + [e.train_loss for e in new_epochs]
+        self.history_ = (self.history_ if prev else []) + history
+        if has_val:
+            old = self.validation_loss_curve_ if prev else None
+            self.validation_loss_curve_ = (old or []) + val_loss
+            old = self.validation_scores_ if prev else None
+            self.validation_scores_ = (old or []) + val_acc
+        else:
+            self.validation_loss_curve_ = None
+            self.validation_scores_ = None
+        self.best_loss_ = min(self.best_loss_, trainer.best_loss) if prev else trainer.best_loss
+        self.n_iter_ = n_before + len(new_epochs)
+        self.t_ = (self.t_ if prev else 0) + trainer.n_samples_seen - seen_before
+        self.stop_reason_ = trainer.stop_reason
+        self._trainer = trainer
+        self.fit_seconds_ = time.perf_counter() - t_start
+        if not incremental and trainer.stop_reason == "max_iter" and self.learning_rate != "cosine":
+            return (
+                f"{type(self).__name__} reached max_iter={self.max_iter} epochs before the loss "
+                f"stopped improving by tol={self.tol}; raise max_iter or tol if that matters"
+            )
+        return None
+
+    def _partial_fit_classes(self, classes, fitted):
+        if classes is not None:
+            classes = unique_labels(np.asarray(classes))
+            if classes.shape[0] < 2:
+                raise ValueError(
+                    f"classes must hold at least 2 labels, got {_show(classes)}"
+                )
+        if not fitted:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit: the network's "
+                    "output layer needs every label that will ever occur"
+                )
+            return classes
+        if classes is not None and not _same_labels(classes, self.classes_):
+            raise ValueError(
+                f"classes={_show(classes)} is not the same as the model's classes "
+                f"{_show(self.classes_)} (set by the first call to fit or partial_fit)"
+            )
+        return self.classes_
+
+    def _example_weights(self, X, y_enc, classes, sample_weight, incremental):
+        """Per-example weights from sample_weight × class_weight, or None (all equal)."""
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        cw = self.class_weight
+        if cw is not None:
+            if isinstance(cw, str):  # "balanced"
+                if incremental:
+                    raise ValueError(
+                        "class_weight='balanced' is not supported by partial_fit, which never "
+                        "sees all the data: compute the weights once with "
+                        "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                        "classes=classes, y=y_sample) on a large enough sample of y and pass "
+                        "them as a dict"
+                    )
+                K = classes.shape[0]
+                counts = np.bincount(y_enc, weights=weights, minlength=K)
+                present = counts > 0
+                per_class = np.ones(K)
+                per_class[present] = counts.sum() / (present.sum() * counts[present])
+            else:
+                per_class = self._class_weight_dict(cw, classes)
+            w_cls = per_class[y_enc]
+            weights = w_cls if weights is None else weights * w_cls
+        if weights is not None and not np.any(weights > 0):
+            raise ValueError(
+                "Sample weights must contain at least one non-zero number (after "
+                "multiplying by class_weight)"
+            )
+        return weights
+
+    @staticmethod
+    def _class_weight_dict(cw, classes):
+        index = {c: i for i, c in enumerate(classes.tolist())}
+        unknown = [k for k in cw if k not in index]
+        if unknown:
+            raise ValueError(
+                f"class_weight has keys that are not classes: {_show(unknown)}; "
+                f"the classes are {_show(classes)}"
+            )
+        per_class = np.ones(classes.shape[0])
+        for k, v in cw.items():
+            if not (isinstance(v, Real) and not isinstance(v, bool) and np.isfinite(v) and v >= 0):
+                raise ValueError(f"class_weight[{k!r}] must be a finite number >= 0, got {v!r}")
+            per_class[index[k]] = float(v)
+        return per_class
+
+    def _config(self):
+        names = TrainConfig.names()
+        values = {n: getattr(self, n) for n in names}
+        if values["batch_size"] == "auto":
+            values["batch_size"] = None
+        return TrainConfig(**values)
+
+    def _rng(self):
+        rs = self.random_state
+        if isinstance(rs, np.random.RandomState):
+            rs = int(rs.randint(np.iinfo(np.int32).max))
+        return np.random.default_rng(rs)
+
+    def _epoch_callback(self):
+        user, verbose = self.callback, self.verbose
+        if user is None and not verbose:
+            return None
+
+        def callback(info):
+            if verbose:
+                line = f"Epoch {info.epoch}: loss {info.train_loss:.6f}"
+                if info.val_loss is not None:
+                    line += f", val_loss {info.val_loss:.6f}, val_accuracy {info.val_accuracy:.4f}"
+                line += f", lr {info.learning_rate:.3g}, {info.seconds:.3f}s"
+                print(line, flush=True)
+            return bool(user(info)) if user is not None else False
+
+        return callback
+
+    # ------------------------------------------------------------------ prediction
+    def _scores(self, X):
+        check_is_fitted(self, ("W1_", "W2_", "classes_"))
+        W1, W2 = self.W1_, self.W2_
+        X = validate_data(self, X, reset=False, dtype=W1.dtype, order="C")
+        n = X.shape[0]
+        f = np.empty((n, W2.shape[1]), dtype=W1.dtype)
+        h = np.empty((min(n, _PREDICT_CHUNK), W1.shape[1]), dtype=W1.dtype)
+        for start in range(0, n, _PREDICT_CHUNK):
+            stop = min(start + _PREDICT_CHUNK, n)
+            hb = h[: stop - start]
+            np.dot(X[start:stop], W1[:-1], out=hb)
+            hb += W1[-1]
+            np.maximum(hb, 0, out=hb)  # h = ReLU(x·w1)
+            np.dot(hb, W2[:-1], out=f[start:stop])
+            f[start:stop] += W2[-1]  # f = h·w2
+        return f
+
+    def decision_function(self, X):
+        """Scores of the network.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes
+            The scores ``f = h·W2``.  With two classes, scikit-learn's convention of one
+            score per sample is followed: ``f[:, 1] - f[:, 0]``, the log-odds
+            ``log(p_1 / p_0)`` of ``classes_[1]`` (positive means ``classes_[1]``).
+        """
+        f = self._scores(X)
+        if f.shape[1] == 2:
+            return f[:, 1] - f[:, 0]
+        return f
+
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(f)``, shape (n_samples, n_classes)."""
+        return softmax(self._scores(X))
+
+    def predict_log_proba(self, X):
+        """``log softmax(f)`` computed stably, shape (n_samples, n_classes)."""
+        return log_softmax(self._scores(X))
+
+    def predict(self, X):
+        """The label of the highest score (ties: the first class)."""
+        f = self._scores(X)  # first: it raises NotFittedError on an unfitted model
+        return self.classes_[np.argmax(f, axis=1)]
+
+    # ------------------------------------------------------------------ files
+    def save(self, path):
+        """Write the fitted model to ``path`` (see :func:`relunet.io.save`)."""
+        from .io import save
+
+        return save(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Sparse input is refused with a TypeError: the fast path is dense BLAS and
+        # densifying a large sparse matrix silently could exhaust memory.
+        tags.input_tags.sparse = False
+        return tags
+
+
+def _same_labels(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    try:
+        return bool(np.all(a == b))
+    except (TypeError, ValueError):
+        return False
+
+
+def _show(labels, limit=10):
+    items = [v.item() if hasattr(v, "item") else v for v in np.asarray(labels).ravel()]
+    text = ", ".join(map(repr, items[:limit]))
+    return f"[{text}{', ...' if len(items) > limit else ''}]"
+
+
+def _encode(y, classes):
+    """Class indices of the labels ``y`` in the sorted ``classes``; ValueError if unknown."""
+    encoder = LabelEncoder()
+    encoder.classes_ = classes
+    try:
+        return encoder.transform(y)
+    except (ValueError, TypeError):
+        pass
+    known = set(classes.tolist())
+    unseen = sorted({v for v in y.tolist() if v not in known}, key=repr)
+    raise ValueError(
+        f"y contains labels that are not among the model's classes: {_show(unseen)}; "
+        f"the classes are {_show(classes)} (fixed by the first fit/partial_fit)"
+    )
