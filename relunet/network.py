@@ -130,8 +130,8 @@ def forward(params, X):
     """
     W1, W2 = params
     xp = _namespace(X, W1, W2)
-    h = xp.maximum(X @ W1[:-1] + W1[-1], 0)  # g_j = ReLU; "+ W1[-1]" is the constant-1 input
-    f = h @ W2[:-1] + W2[-1]  # g_k = identity
+    h = xp.maximum(X @ W1[:-1, :] + W1[-1, :], 0)  # g_j = ReLU; "+ W1[-1]": the constant-1 input
+    f = h @ W2[:-1, :] + W2[-1, :]  # g_k = identity
     return f, h
 
 
@@ -245,7 +245,7 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
     # dW2 = h · df + α w2; the bias row's "input" is the constant 1, so its row is Σ_i df_i.
     dW2 = _stack_bias(xp, h.T @ df, xp.sum(df, axis=0)) + alpha * W2
     # dh = df · w2 (transposed: row vectors), through the ReLU's Heaviside Θ(h).
-    dh = df @ W2[:-1].T
+    dh = df @ W2[:-1, :].T
     dh = xp.where(h > 0, dh, 0)
     # dW1 = x · dh + α w1, the same way.
     dW1 = _stack_bias(xp, X.T @ dh, xp.sum(dh, axis=0)) + alpha * W1
