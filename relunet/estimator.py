@@ -336,6 +336,8 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
                     f"{type(self).__name__} needs examples of at least 2 classes with "
                     f"non-zero weight; only class {_show(classes_[np.unique(y_enc)])} has any"
                 )
+            if np.all(weights == weights[0]):  # uniform: the unweighted arithmetic, exactly
+                weights = None
 
         config = self._config()
         D = X.shape[1]
