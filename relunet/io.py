@@ -290,18 +290,24 @@ class _Reader:
         return ModelFileError(f"{self.path}: {what}")
 
     def __enter__(self):
+        with open(self.path, "rb") as fh:  # FileNotFoundError etc. pass through unchanged
+            magic = fh.read(6)
+        if not magic:
+            raise self.error("not a relunet model file (the file is empty)")
+        if magic.startswith(b"\x93NUMPY"):
+            raise self.error("not a relunet model file (a single .npy array, not an .npz)")
+        if not magic.startswith(b"PK"):
+            raise self.error(
+                "not a relunet model file (not an .npz archive; pickled data is never loaded)"
+            )
         try:
             npz = np.load(self.path, allow_pickle=False)
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             raise
-        except ValueError as exc:
-            if "pickle" in str(exc):
-                raise self.error("not a relunet model file (it holds pickled data)") from None
-            raise self.error(f"not a relunet model file ({exc})") from None
         except Exception as exc:  # truncated zips, random bytes, ... : never fatal
             raise self.error(f"not a readable model file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise self.error("not a relunet model file (a single .npy array, not an .npz)")
+        if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - magic checked
+            raise self.error("not a relunet model file (not an .npz archive)")
         self.npz = npz
         try:
             self._scan()
