@@ -1,0 +1,536 @@
+"""The `relunet` command line, driven through its real entry point.
+
+Most tests call ``relunet.cli.main(argv)`` in-process (fast); a few run the installed console
+script in a subprocess.  Every error case must end as an ``error:`` line on stderr, a
+non-zero exit status and no traceback.
+"""
+
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import relunet
+from relunet import cli
+from relunet.data import read_data
+
+FAST = ["--epochs", "15", "--hidden", "16", "--learning-rate", "0.01"]
+
+
+def run(capsys, *argv):
+    """``relunet *argv`` in-process: (exit status, stdout, stderr)."""
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_error(code, err, *words, status=None):
+    """One clear ``error:`` line, a non-zero status, no traceback."""
+    assert code != 0 if status is None else code == status
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+def blobs(n_per_class=30, seed=0):
+    """Three well-separated classes in 4-D with text labels."""
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0, 0, 0, 0], [4, 4, 0, 0], [0, 4, 4, 4]], float)
+    X = np.vstack([c + rng.normal(scale=0.6, size=(n_per_class, 4)) for c in centers])
+    y = np.repeat(np.array(["ant", "bee", "cow"]), n_per_class)
+    return X, y
+
+
+def write_idx(path, array):
+    array = np.asarray(array, dtype=np.uint8)
+    raw = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    raw += struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+def write_dataset(tmp_path, fmt, X=None, y=None, stem="d"):
+    """Write (X, y) in format ``fmt``; returns the extra CLI arguments naming the data."""
+    if X is None:
+        X, y = blobs()
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    df["species"] = y
+    if fmt in ("csv", "tsv", "csv.gz"):
+        path = tmp_path / f"{stem}.{fmt}"
+        df.to_csv(path, sep="\t" if fmt == "tsv" else ",", index=False)
+        return [path]
+    if fmt == "parquet":
+        df.to_parquet(tmp_path / f"{stem}.parquet")
+        return [tmp_path / f"{stem}.parquet"]
+    if fmt == "npy":
+        np.save(tmp_path / f"{stem}_X.npy", X)
+        np.save(tmp_path / f"{stem}_y.npy", y)
+        return [tmp_path / f"{stem}_X.npy", "--labels", tmp_path / f"{stem}_y.npy"]
+    if fmt == "npz":
+        np.savez(tmp_path / f"{stem}.npz", X=X, y=y)
+        return [tmp_path / f"{stem}.npz"]
+    raise AssertionError(fmt)
+
+
+def idx_images(n=60, seed=0):
+    """Tiny 6x6 'images' of two classes (a bright top half or a bright bottom half)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    images = rng.integers(0, 60, size=(n, 6, 6))
+    images[y == 0, :3] += 180
+    images[y == 1, 3:] += 180
+    return images.astype(np.uint8), y.astype(np.uint8)
+
+
+@pytest.fixture
+def model_file(tmp_path, capsys):
+    """A model trained by the CLI on CSV blobs, and the CSV."""
+    data = write_dataset(tmp_path, "csv")
+    out = tmp_path / "model.npz"
+    code, _, err = run(capsys, "train", *data, *FAST, "--out", out, "--quiet")
+    assert code == 0, err
+    return out, data[0]
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def test_train_with_no_arguments_fits_digits_accurately(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "train")
+    assert code == 0, err
+    assert "digits (built-in)" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("accuracy"))
+    test_accuracy = float(row.split()[-1])
+    assert test_accuracy >= 0.95
+    assert list(tmp_path.iterdir()) == []  # nothing saved unless asked
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "csv.gz", "parquet", "npy", "npz"])
+def test_train_reads_every_format(capsys, tmp_path, fmt):
+    data = write_dataset(tmp_path, fmt)
+    metrics = tmp_path / "m.json"
+    code, out, err = run(capsys, "train", *data, *FAST, "--metrics", metrics)
+    assert code == 0, err
+    result = json.loads(metrics.read_text())
+    assert result["n_train"] == 72 and result["n_test"] == 18  # stratified 20 %
+    assert result["classes"] == ["ant", "bee", "cow"]
+    assert result["test_accuracy"] >= 0.9
+
+
+def test_train_on_gzipped_idx_pair_with_separate_test_files(capsys, tmp_path):
+    images, labels = idx_images(80)
+    xi = write_idx(tmp_path / "train-images-idx3-ubyte.gz", images[:60])
+    yi = write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels[:60])
+    xt = write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", images[60:])
+    yt = write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels[60:])
+    metrics = tmp_path / "m.json"
+    code, out, err = run(capsys, "train", xi, "--labels", yi, "--test-data", xt,
+                         "--test-labels", yt, *FAST, "--metrics", metrics)
+    assert code == 0, err
+    result = json.loads(metrics.read_text())
+    assert (result["n_train"], result["n_test"], result["n_features"]) == (60, 20, 36)
+    assert result["test_accuracy"] == 1.0
+
+
+def test_metrics_json_has_the_summary_and_history(capsys, tmp_path):
+    metrics = tmp_path / "m.json"
+    code, _, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "7",
+                       "--early-stopping", "--metrics", metrics, "--quiet")
+    assert code == 0, err
+    result = json.loads(metrics.read_text())
+    for key in ("train_accuracy", "test_accuracy", "train_loss", "epochs", "fit_seconds",
+                "history"):
+        assert result[key] is not None, key
+    assert len(result["history"]) == result["epochs"] <= 7
+    assert {"epoch", "train_loss", "val_accuracy"} <= set(result["history"][0])
+
+
+def test_plain_progress_is_one_line_per_epoch_and_quiet_is_silent(capsys):
+    code, out, _ = run(capsys, "train", "--dataset", "spiral", "--epochs", "6",
+                       "--early-stopping")
+    assert code == 0
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epochs) == 6
+    assert "val_acc" in epochs[0] and "epochs/s" in epochs[0]
+    assert "\x1b[" not in out  # no terminal escapes when not a terminal
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "3", "--quiet")
+    assert code == 0 and out == "" and err == ""
+
+
+def test_rich_progress_and_table_on_a_terminal(capsys, monkeypatch):
+    pytest.importorskip("rich")
+    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "4")
+    assert code == 0, err
+    assert "accuracy" in out
+    assert "━" in out and "┃" in out  # rich's progress bar and table
+
+
+def test_rich_missing_falls_back_to_plain_lines(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    monkeypatch.setitem(sys.modules, "rich", None)
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "3")
+    assert code == 0, err
+    assert "epoch    3/3" in out
+
+
+def test_scale_choices_travel_with_the_model(capsys, tmp_path):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    data = write_dataset(tmp_path, "npz")
+    for scale, kind in (("minmax", MinMaxScaler), ("none", None)):
+        out = tmp_path / f"{scale}.npz"
+        code, _, err = run(capsys, "train", *data, *FAST, "--scale", scale, "--out", out)
+        assert code == 0, err
+        model = relunet.load(out)
+        if kind is None:
+            assert isinstance(model, relunet.ReluNetClassifier)
+        else:
+            assert isinstance(model, Pipeline) and isinstance(model.steps[0][1], kind)
+
+
+def test_plots_for_spiral_and_digits(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "20",
+                         "--plots", tmp_path / "spiral", "--quiet")
+    assert code == 0, err
+    code, out, err = run(capsys, "train", "--epochs", "5", "--plots", tmp_path / "digits",
+                         "--quiet")
+    assert code == 0, err
+    for sub, special in (("spiral", "decision_regions.png"), ("digits", "weights.png")):
+        names = sorted(os.listdir(tmp_path / sub))
+        assert names == sorted(["loss.png", "accuracy.png", "confusion.png", special])
+        for name in names:
+            data = (tmp_path / sub / name).read_bytes()
+            assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+# ---------------------------------------------------------------------------------- predict
+
+
+def test_predict_matches_the_estimator_on_the_same_preprocessed_data(capsys, tmp_path,
+                                                                     model_file):
+    model_path, data = model_file
+    code, out, err = run(capsys, "predict", model_path, data)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    cli_labels = [r["prediction"] for r in rows]
+
+    model = relunet.load(model_path)
+    ds = read_data(data)
+    X = pd.DataFrame(ds.X, columns=ds.feature_names)  # the model was fitted on named columns
+    scaler, net = model.steps[0][1], model.steps[-1][1]
+    expected = net.predict(scaler.transform(X))
+    assert cli_labels == [str(v) for v in expected]
+    assert cli_labels == [str(v) for v in model.predict(X)]
+
+
+def test_predict_proba_columns_named_by_class_to_an_atomic_file(capsys, tmp_path, model_file):
+    model_path, data = model_file
+    out_csv = tmp_path / "pred.csv"
+    code, out, err = run(capsys, "predict", model_path, data, "--proba", "--out", out_csv)
+    assert code == 0, err
+    assert out == ""  # the CSV went to the file
+    frame = pd.read_csv(out_csv)
+    assert list(frame.columns) == ["prediction", "ant", "bee", "cow"]
+    np.testing.assert_allclose(frame[["ant", "bee", "cow"]].sum(axis=1), 1, atol=1e-5)
+    assert (frame[["ant", "bee", "cow"]].idxmax(axis=1) == frame["prediction"]).all()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_predict_without_the_label_column(capsys, tmp_path, model_file):
+    model_path, data = model_file
+    frame = pd.read_csv(data).drop(columns="species")
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run(capsys, "predict", model_path, tmp_path / "new.csv")
+    assert code == 0, err
+    assert len(out.splitlines()) == 1 + len(frame)
+
+
+def test_predict_on_idx_images(capsys, tmp_path):
+    images, labels = idx_images(60)
+    xi = write_idx(tmp_path / "x.idx", images)
+    yi = write_idx(tmp_path / "y.idx", labels)
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", xi, "--labels", yi, *FAST, "--out", model, "-q")[0] == 0
+    code, out, err = run(capsys, "predict", model, xi)
+    assert code == 0, err
+    predicted = [int(line) for line in out.splitlines()[1:]]
+    assert np.mean(np.array(predicted) == labels) > 0.9
+
+
+# ---------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_prints_accuracy_per_class_and_confusion(capsys, tmp_path, model_file):
+    model_path, data = model_file
+    metrics = tmp_path / "eval.json"
+    code, out, err = run(capsys, "evaluate", model_path, data, "--target", "species",
+                         "--metrics", metrics)
+    assert code == 0, err
+    assert "accuracy:" in out and "precision" in out and "recall" in out
+    assert "confusion matrix" in out
+    result = json.loads(metrics.read_text())
+    assert result["n_samples"] == 90 and result["accuracy"] > 0.9
+    assert set(result["per_class"]) == {"ant", "bee", "cow"}
+    assert np.sum(result["confusion_matrix"]) == 90
+
+
+def test_evaluate_npy_with_labels(capsys, tmp_path):
+    data = write_dataset(tmp_path, "npy")
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", *data, *FAST, "--out", model, "-q")[0] == 0
+    code, out, err = run(capsys, "evaluate", model, *data)
+    assert code == 0, err
+    assert "accuracy:" in out
+
+
+# ---------------------------------------------------------------------------------- info, gradcheck
+
+
+def test_info_shows_shapes_classes_and_settings(capsys, model_file):
+    model_path, _ = model_file
+    code, out, err = run(capsys, "info", model_path)
+    assert code == 0, err
+    assert "4 inputs -> 16 ReLU units -> 3 scores" in out
+    assert "W1 (5, 16)" in out and "W2 (17, 3)" in out
+    assert "ant, bee, cow" in out
+    assert "StandardScaler" in out
+
+
+@pytest.mark.parametrize("source", [["--dataset", "spiral"], ["--dataset", "digits"], "csv"])
+def test_gradcheck_passes_on_user_data(capsys, tmp_path, source):
+    if source == "csv":
+        source = write_dataset(tmp_path, "csv")
+    code, out, err = run(capsys, "gradcheck", *source, "--hidden", "8", "--checks", "50")
+    assert code == 0, err
+    assert "W1" in out and "W2 bias" in out and "verdict: OK" in out
+
+
+# ---------------------------------------------------------------------------------- help
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["predict"], ["gradcheck"],
+                                     ["info"]])
+def test_help_everywhere_with_examples(capsys, command):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0
+    assert "usage: relunet" in out and "examples:" in out
+
+
+# ---------------------------------------------------------------------------------- errors
+
+
+def test_error_missing_data_file(capsys, tmp_path):
+    assert_error(*run(capsys, "train", tmp_path / "nope.csv")[::2], "nope.csv", "no such file")
+
+
+def test_error_missing_model_file(capsys, tmp_path):
+    data = write_dataset(tmp_path, "csv")
+    code, _, err = run(capsys, "predict", tmp_path / "none.npz", *data)
+    assert_error(code, err, "none.npz")
+
+
+def test_error_unknown_extension(capsys, tmp_path):
+    (tmp_path / "data.xlsx").write_bytes(b"PK\x03\x04")
+    assert_error(*run(capsys, "train", tmp_path / "data.xlsx")[::2], "unknown file type")
+
+
+def test_error_unknown_column(capsys, tmp_path):
+    data = write_dataset(tmp_path, "csv")
+    code, _, err = run(capsys, "train", *data, "--target", "colour")
+    assert_error(code, err, "'colour'", "'species'")
+
+
+def test_error_non_numeric_feature(capsys, tmp_path):
+    X, y = blobs()
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    frame["d"] = frame["d"].astype(object)
+    frame.loc[3, "d"] = "n/a?"
+    frame["label"] = y
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    assert_error(*run(capsys, "train", tmp_path / "d.csv")[::2], "'d'", "not numeric")
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_error_nan_or_inf(capsys, tmp_path, bad):
+    X, y = blobs()
+    X[7, 2] = float(bad)
+    data = write_dataset(tmp_path, "npz", X, y)
+    assert_error(*run(capsys, "train", *data)[::2], "row 8")
+
+
+def test_error_label_count_mismatch(capsys, tmp_path):
+    X, y = blobs()
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y[:-5])
+    code, _, err = run(capsys, "train", tmp_path / "X.npy", "--labels", tmp_path / "y.npy")
+    assert_error(code, err, "85 labels for 90 rows")
+
+
+@pytest.mark.parametrize("damage", ["magic", "truncated", "gzip"])
+def test_error_corrupt_idx(capsys, tmp_path, damage):
+    images, labels = idx_images(20)
+    xi = write_idx(tmp_path / "x-idx3-ubyte.gz", images)
+    yi = write_idx(tmp_path / "y-idx1-ubyte", labels)
+    raw = gzip.decompress(xi.read_bytes())
+    if damage == "magic":
+        xi.write_bytes(gzip.compress(b"\x08\x03" + raw[2:]))
+    elif damage == "truncated":
+        xi.write_bytes(gzip.compress(raw[:-100]))
+    else:
+        xi.write_bytes(xi.read_bytes()[:-30])
+    code, _, err = run(capsys, "train", xi, "--labels", yi)
+    assert_error(code, err, "x-idx3-ubyte.gz", {"magic": "magic", "truncated": "truncated",
+                                                "gzip": "gzip"}[damage])
+
+
+@pytest.mark.parametrize("content", ["text", "npz"])
+def test_error_not_a_relunet_model(capsys, tmp_path, content):
+    data = write_dataset(tmp_path, "csv")
+    fake = tmp_path / "fake.npz"
+    if content == "text":
+        fake.write_text("hello")
+    else:
+        np.savez(fake, W1=np.zeros((3, 3)))
+    for command in (["predict", fake, *data], ["evaluate", fake, *data], ["info", fake]):
+        assert_error(*run(capsys, *command)[::2], "fake.npz")
+
+
+@pytest.mark.parametrize("argv,word", [
+    (["--hidden", "0"], "--hidden"),
+    (["--learning-rate", "-0.1"], "--learning-rate"),
+    (["--epochs", "many"], "--epochs"),
+    (["--test-fraction", "1.5"], "--test-fraction"),
+    (["--solver", "newton"], "--solver"),
+])
+def test_error_invalid_hyper_parameter(capsys, argv, word):
+    assert_error(*run(capsys, "train", *argv)[::2], word, status=2)
+
+
+def test_error_estimator_rejects_a_setting(capsys, monkeypatch):
+    # Past argparse, the estimator's own validation must still end as an error: line.
+    def bad_model(args, callback):
+        return relunet.ReluNetClassifier(hidden_units=-3, max_iter=2)
+
+    monkeypatch.setattr(cli, "_make_model", bad_model)
+    assert_error(*run(capsys, "train", "--dataset", "spiral")[::2], "hidden_units")
+
+
+def test_error_one_class_only(capsys, tmp_path):
+    X, _ = blobs()
+    data = write_dataset(tmp_path, "csv", X, np.array(["ant"] * len(X)))
+    assert_error(*run(capsys, "train", *data)[::2], "same label", "'ant'")
+
+
+@pytest.mark.parametrize("content", ["", "f0,f1,species\n"])
+def test_error_empty_file(capsys, tmp_path, content):
+    (tmp_path / "empty.csv").write_text(content)
+    code, _, err = run(capsys, "train", tmp_path / "empty.csv")
+    assert_error(code, err, "empty.csv")
+
+
+def test_error_feature_count_mismatch_on_predict(capsys, tmp_path, model_file):
+    model_path, _ = model_file
+    np.save(tmp_path / "wide.npy", np.zeros((3, 9)))
+    assert_error(*run(capsys, "predict", model_path, tmp_path / "wide.npy")[::2],
+                 "9 feature columns", "trained on 4")
+
+
+def test_error_missing_matplotlib_before_training(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--plots", tmp_path / "p")
+    assert_error(code, err, "pip install 'relunet[plot]'")
+    assert out == "" and not (tmp_path / "p").exists()
+
+
+def test_error_missing_pyarrow_for_parquet(capsys, tmp_path, monkeypatch):
+    data = write_dataset(tmp_path, "parquet")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert_error(*run(capsys, "train", *data)[::2], "pip install 'relunet[parquet]'")
+
+
+def test_error_output_directory_missing_leaves_no_file(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "2", "-q",
+                       "--metrics", tmp_path / "no" / "m.json")
+    assert_error(code, err, "does not exist")
+
+
+def test_failed_save_leaves_no_half_written_model(capsys, tmp_path, monkeypatch):
+    def broken_save(model, path):
+        with open(path, "wb") as fh:
+            fh.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(relunet, "save", broken_save)
+    code, _, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "2", "-q",
+                       "--out", tmp_path / "m.npz")
+    assert_error(code, err, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unexpected_exception_is_one_line_and_debug_shows_traceback(capsys, monkeypatch):
+    def boom(path):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(cli, "_load_model", boom)
+    code, _, err = run(capsys, "info", "x.npz")
+    assert_error(code, err, "kaboom", "--debug")
+    code, _, err = run(capsys, "--debug", "info", "x.npz")
+    assert code == 1 and "Traceback" in err and "error: RuntimeError: kaboom" in err
+    code, _, err = run(capsys, "info", "x.npz", "--debug")  # after the command too
+    assert code == 1 and "Traceback" in err
+
+
+def test_no_subcommand_is_a_usage_error(capsys):
+    assert_error(*run(capsys)[::2], "COMMAND", status=2)
+
+
+# ---------------------------------------------------------------------------------- subprocess
+
+
+def console_script():
+    path = shutil.which("relunet")
+    if path is None:
+        pytest.skip("the relunet console script is not installed (pip install -e .)")
+    return path
+
+
+def test_console_script_trains_and_predicts(tmp_path):
+    exe = console_script()
+    data = write_dataset(tmp_path, "csv")
+    model = tmp_path / "m.npz"
+    done = subprocess.run([exe, "train", *map(str, data), *FAST, "--out", str(model)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "epoch   15/15" in done.stdout and f"model saved to {model}" in done.stdout
+    done = subprocess.run([exe, "predict", str(model), str(data[0])], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "prediction" and len(done.stdout.splitlines()) == 91
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = console_script()
+    done = subprocess.run([exe, "train", str(tmp_path / "missing.parquet")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
+    assert done.stdout == ""
