@@ -424,6 +424,10 @@ def _labels(values, dtype_str):
     return out
 
 
+def _same(a, b):
+    return a.shape == b.shape and bool(np.all(a == b))
+
+
 def _build_classifier(reader, meta):
     from sklearn.utils._param_validation import InvalidParameterError
 
@@ -446,6 +450,8 @@ def _build_classifier(reader, meta):
         raise reader.error(f"invalid hyper-parameters: {exc}") from None
 
     classes = _labels(meta["classes"], meta["classes_dtype"])
+    if not _same(np.unique(classes), classes):
+        raise reader.error("the classes must be sorted and distinct")
     K, D = classes.shape[0], meta["n_features_in"]
     if K < 2 or D < 1:
         raise reader.error(f"needs >= 2 classes and >= 1 feature, got {K} and {D}")

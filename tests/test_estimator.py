@@ -431,6 +431,34 @@ def test_bad_prediction_data(blobs):
         m.predict(X[:0])
     with pytest.raises(ValueError, match="X has 3 features"):
         m.partial_fit(X[:, :3], y)
+    with pytest.raises(ValueError, match="convert"):
+        m.predict(np.full(X.shape, "x", dtype=object))
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        m.partial_fit(X, y[:-1])
+
+
+def test_partial_fit_validates_parameters_on_every_call(blobs):
+    X, y = blobs
+    m = small().fit(X, y)
+    for param, value in (("alpha", -1.0), ("class_weight", "auto"), ("dtype", "float16")):
+        with pytest.raises(InvalidParameterError, match=param):
+            clone(m).set_params(**{param: value}).fit(X, y)
+        m.set_params(**{param: value})
+        with pytest.raises(InvalidParameterError, match=param):
+            m.partial_fit(X, y)
+        m.set_params(**{param: small().get_params()[param]})
+
+
+def test_prediction_in_chunks_equals_one_pass(blobs, monkeypatch):
+    import relunet.estimator as est
+
+    X, y = blobs
+    m = small(dtype="float64").fit(X, y)
+    whole = m.decision_function(X)
+    monkeypatch.setattr(est, "_PREDICT_CHUNK", 7)
+    np.testing.assert_allclose(m.decision_function(X), whole, rtol=1e-12, atol=1e-12)
+    f, _ = forward((m.W1_, m.W2_), X)
+    np.testing.assert_allclose(whole, f, rtol=1e-12, atol=1e-12)
 
 
 def test_sparse_input_refused(blobs):

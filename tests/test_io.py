@@ -383,6 +383,9 @@ def test_foreign_or_bad_metadata(model_file, tmp_path):
     bad = _with_metadata(model_file, tmp_path / "g.npz", hyperparameters={"evil": 1})
     with pytest.raises(ModelFileError, match="unknown hyper-parameters"):
         load(bad)
+    bad = _with_metadata(model_file, tmp_path / "u.npz", classes=[2, 1, 0])
+    with pytest.raises(ModelFileError, match="sorted and distinct"):
+        load(bad)
     bad = _with_metadata(model_file, tmp_path / "h.npz", classes_dtype="V8")
     with pytest.raises(ModelFileError, match="inconsistent metadata"):
         load(bad)
