@@ -222,6 +222,20 @@ def test_plots_for_spiral_and_digits(capsys, tmp_path):
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
+def test_test_data_columns_are_matched_by_name(capsys, tmp_path):
+    X, y = blobs()
+    train = write_dataset(tmp_path, "csv", X[::2], y[::2], stem="train")
+    test = pd.DataFrame(X[1::2], columns=[f"f{i}" for i in range(4)])
+    test.insert(0, "species", y[1::2])  # label first, then the features in reverse order
+    test = test[["species", "f3", "f2", "f1", "f0"]]
+    test.to_csv(tmp_path / "test.csv", index=False)
+    metrics = tmp_path / "m.json"
+    code, _, err = run(capsys, "train", *train, "--test-data", tmp_path / "test.csv", *FAST,
+                       "--metrics", metrics, "-q")
+    assert code == 0, err
+    assert json.loads(metrics.read_text())["test_accuracy"] >= 0.9
+
+
 # ---------------------------------------------------------------------------------- predict
 
 
@@ -432,6 +446,20 @@ def test_error_estimator_rejects_a_setting(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "_make_model", bad_model)
     assert_error(*run(capsys, "train", "--dataset", "spiral")[::2], "hidden_units")
+
+
+def test_error_training_diverged(capsys):
+    code, _, err = run(capsys, "train", "--solver", "gd", "--learning-rate", "1e6",
+                       "--scale", "none", "--epochs", "5", "-q")
+    assert_error(code, err, "diverged", "smaller learning rate")
+
+
+def test_error_conflicting_data_options(capsys, tmp_path):
+    data = write_dataset(tmp_path, "csv")
+    assert_error(*run(capsys, "train", *data, "--dataset", "digits")[::2], "not both")
+    assert_error(*run(capsys, "train", "--labels", "y.npy")[::2], "--labels needs a DATA")
+    assert_error(*run(capsys, "train", *data, "--test-labels", "y.npy")[::2],
+                 "--test-labels needs --test-data")
 
 
 def test_error_one_class_only(capsys, tmp_path):
