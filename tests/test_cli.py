@@ -495,6 +495,21 @@ def test_error_missing_pyarrow_for_parquet(capsys, tmp_path, monkeypatch):
     assert_error(*run(capsys, "train", *data)[::2], "pip install 'relunet[parquet]'")
 
 
+def test_error_missing_pandas_for_tables(capsys, tmp_path, monkeypatch):
+    import importlib
+
+    table = write_dataset(tmp_path, "csv")
+    real = importlib.import_module
+
+    def without_pandas(name, *args, **kwargs):
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", without_pandas)
+    assert_error(*run(capsys, "train", *table)[::2], "pip install 'relunet[cli]'")
+
+
 def test_error_output_directory_missing_leaves_no_file(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "2", "-q",
                        "--metrics", tmp_path / "no" / "m.json")
