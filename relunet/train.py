@@ -375,6 +375,7 @@ class Trainer:
     def _epoch(self, X, y, sw, val, callback):
         t0 = time.perf_counter()
         snapshot = _copy(self.params), [s.copy() for s in self.optimizer.state]
+        steps_taken = getattr(self.optimizer, "t", None)  # Adam's step count, outside .state
         lr = self.schedule.rate(self.n_epochs)
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -386,6 +387,8 @@ class Trainer:
                 W[...] = old
             for s, old in zip(self.optimizer.state, snapshot[1], strict=True):
                 s[...] = old
+            if steps_taken is not None:
+                self.optimizer.t = steps_taken
             raise TrainingDiverged(
                 f"training diverged in epoch {self.n_epochs + 1}: {exc}; "
                 f"try a smaller learning rate (it was {lr:g})"

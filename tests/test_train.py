@@ -102,6 +102,28 @@ def test_huge_learning_rate_raises_diverged_and_keeps_last_finite_weights(
     assert trainer.n_epochs == len(snapshots) - 1
 
 
+@pytest.mark.parametrize("solver", ["gd", "sgd", "adam"])
+def test_a_diverged_epoch_leaves_no_trace_on_the_next_one(spiral, solver):
+    # The loss of the last batch is made non-finite (an inf input), so the earlier batches
+    # of that epoch already stepped the weights and the optimizer (Adam: m, v and its step
+    # count t). After the failure, training on clean data must continue exactly as if the
+    # failed epoch had never run.
+    X, y = spiral
+    bad = X.copy()
+    bad[-1, 0] = np.inf
+    cfg = TrainConfig(solver=solver, batch_size=10, shuffle=False, learning_rate_init=0.01)
+    p0 = init_params(2, 8, 3, rng=0)
+    interrupted, clean = Trainer(p0, cfg), Trainer(p0, cfg)
+    interrupted.partial_fit(X, y)
+    with pytest.raises(TrainingDiverged):
+        interrupted.partial_fit(bad, y)
+    interrupted.partial_fit(X, y)
+    clean.partial_fit(X, y)
+    clean.partial_fit(X, y)
+    for a, b in zip(interrupted.params, clean.params, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_diverged_is_a_floating_point_error():
     assert issubclass(TrainingDiverged, FloatingPointError)
 
