@@ -143,6 +143,8 @@ def test_single_example_with_every_unit_alive_and_alpha():
         z = pre_activations(params, X)
         if (z > MARGIN).all():
             break
+    else:
+        raise AssertionError("no draw with every unit on")
     err = check_gradients(params, X, y, 0.2)
     assert err < TOL, err.errors
     assert err.n_checked == params.W1.size + params.W2.size
