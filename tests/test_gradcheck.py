@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import relunet.gradcheck as gradcheck
-from relunet.gradcheck import check_gradients, numerical_gradients
+from relunet.gradcheck import check_gradients, kinked, numerical_gradients
 from relunet.network import Params, loss_and_grads
 
 EPS = 1e-3  # check_gradients' default finite-difference step
@@ -299,12 +299,21 @@ def test_checker_flags_a_single_wrong_entry(monkeypatch, problem_with_dead_units
     assert err.errors["W1"] < TOL
 
 
-def test_kink_inside_the_stencil_is_reported_as_a_large_error():
-    # The documented failure mode: a pre-activation exactly at 0 (within the step) makes
-    # the stencil straddle ReLU's corner, and the check fails although backprop is right.
+def test_weights_whose_stencil_crosses_a_kink_are_left_out_and_counted():
+    # A pre-activation exactly at 0: the loss has a corner there, so the finite difference
+    # of the bias weight W1[1, 0] is not a derivative.  The checker must leave that entry
+    # out (counted in n_skipped) instead of reporting a false error; W1[0, 0] multiplies
+    # x = 0 for that example, so it does not cross the corner and is still checked.
     W1 = np.array([[1.0], [0.0]])  # z = x
     W2 = np.array([[2.0, -1.0], [0.0, 0.0]])
     X = np.array([[0.0], [1.0]])
     y = np.array([0, 1])
+    assert kinked(Params(W1, W2), X, 1e-3).tolist() == [[False], [True]]
     err = check_gradients(Params(W1, W2), X, y)
-    assert err > 1e-3
+    assert err.n_skipped == 1
+    assert "W1 bias" not in err.errors
+    assert err < TOL
+    # The raw stencil across the corner really is wrong: the bias's one-sided slopes differ.
+    numeric = numerical_gradients(Params(W1, W2), X, y)
+    _, analytic = loss_and_grads(Params(W1, W2), X, y)
+    assert abs(numeric.W1[1, 0] - analytic.W1[1, 0]) > 1e-3
