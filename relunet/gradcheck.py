@@ -63,7 +63,7 @@ def kinked(params, X, eps):
     out = np.empty(W1.shape, bool)
     for i in range(W1.shape[0]):
         x = np.abs(X[:, i : i + 1]) if i < X.shape[1] else 1.0
-        out[i] = (np.abs(z) <= reach[i] * x).any(axis=0)
+        out[i] = (np.abs(z) < reach[i] * x).any(axis=0)  # x = 0: z does not move
     return out
 
 
