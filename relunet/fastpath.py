@@ -1,43 +1,146 @@
-"""The note's training step again, without allocations: where every speed trick lives.
+"""The note's training step again, without allocations and on every core: where the speed
+tricks live.
 
 :func:`relunet.network.loss_and_grads` is the readable reference.  :class:`Workspace`
-computes the same numbers for one mini-batch (tests hold the two to float rounding), but
-into buffers allocated once for the whole fit:
+computes the same numbers (tests hold the two to float rounding) into buffers allocated once
+per fit, and :meth:`Workspace.run_epoch` runs a whole epoch of mini-batch updates.  An epoch's
+work is three large GEMMs per batch (``x·w1`` forward, ``xᵀ·dh`` backward; the ``K``-wide
+products are small) plus a few passes over the weights, so the rules are:
 
-* the batch is gathered once into a reused buffer (``np.take(..., out=)``), or taken as a
-  zero-copy view when the rows are consecutive;
-* every product is ``np.dot(..., out=)`` on C-contiguous views, which goes straight to BLAS
-  (``np.matmul`` with ``out=`` and a transposed operand was measured 2.6x slower);
-* softmax, ``df``, the ReLU mask and the bias sums are in-place ufuncs on those buffers;
-* float32 stays float32 end to end;
-* ``y += a * x`` is BLAS axpy (:func:`axpy`), not an expression with a temporary; the
-  optimizers in :mod:`relunet.optim` use it too.
+* **Every product is** ``np.dot(..., out=)`` into a preallocated C-contiguous buffer.  That
+  goes straight to BLAS, also for transposed or column-sliced operands (``np.matmul`` with
+  ``out=`` and a transposed operand was measured 2.6x slower).
+* **One BLAS library only.**  NumPy and SciPy wheels each bundle their own OpenBLAS, each with
+  its own spinning thread pool.  Alternating between them (the previous version did its
+  ``axpy`` through ``scipy.linalg.blas``) made an epoch 5-20x slower on a 2-core machine, so
+  nothing here calls SciPy.
+* **Our threads, not BLAS's.**  OpenBLAS splits each GEMM over its threads and then has them
+  spin-wait for the next call; on a machine whose cores are shared that wait costs whole
+  scheduler slices (a 10-column GEMM was seen taking 3 ms).  Instead, during an epoch BLAS is
+  limited to one thread (``threadpoolctl``, restored afterwards) and the batch is split into
+  ``n_threads`` *parts* run by that many Python threads.  NumPy releases the GIL inside BLAS
+  and inside ufuncs on large arrays, so the parts really run in parallel; the threads meet at
+  a :class:`threading.Barrier` (futex sleep, no spinning) twice per batch.  Part ``t`` owns a
+  block of rows of ``W1`` (a block of input features), which splits each big GEMM in two
+  without any reduction, and lets each part update its own rows of ``W1`` and of the
+  optimizer state: contiguous memory, no locks.  See :meth:`Workspace.run_epoch`.
+* **The small work is serial and the data gather overlaps it.**  Softmax, ``df``, the
+  ``K``-wide products and the ReLU mask are many small NumPy calls, slow to share between
+  threads (every call hands the GIL over), so part 0 does them alone while the other parts
+  gather the *next* batch into a second buffer (double buffering).
+* **No temporaries.**  ``np.take(..., mode="clip", out=)`` gathers a batch straight into its
+  buffer (the default ``mode="raise"`` writes to a temporary and copies it: 3x slower); the
+  optimizer's ``-lr`` (or Adam's ``1-β1``) is folded into ``df``, so the backward GEMMs yield
+  the scaled gradient the update rule wants and no pass is spent scaling it; bias gradients
+  are ``ones·dh`` (BLAS gemv, 3x faster than ``np.sum(axis=0)``); all ufuncs write ``out=``.
+* **float32 stays float32 end to end.**
+
+Results are deterministic: the parts' shares of the work are fixed by ``n_threads``, and
+partial results are combined in a fixed order, so the same seed gives bit-identical weights
+run after run.  A different ``n_threads`` splits the sums differently and so changes results
+at the level of float rounding.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import threading
+from contextlib import nullcontext
+
 import numpy as np
-from scipy.linalg import blas
 
 from .network import Params
 
-__all__ = ["Workspace", "axpy"]
+__all__ = ["Workspace", "axpy", "default_threads"]
 
-_AXPY = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
+# A part must have at least this many flops of GEMM per batch to be worth a thread: below it
+# the barrier hand-offs (~20-40 us each) cost more than the parallel GEMM saves.
+MIN_FLOPS_PER_THREAD = 2e7
 
 
 def axpy(a, x, y):
-    """``y += a * x`` in place, with no temporary (BLAS axpy for contiguous float arrays)."""
-    fn = _AXPY.get(y.dtype)
-    if fn is not None and x.dtype == y.dtype and y.flags.c_contiguous and x.flags.c_contiguous:
-        fn(x.reshape(-1), y.reshape(-1), a=a)  # reshape(-1) of a contiguous array is a view
-    else:
-        y += a * x
+    """``y += a * x`` in place; returns ``y``.
+
+    Kept for callers of the old API.  It is plain NumPy (one temporary): the training loop
+    does not use it, and it no longer calls SciPy's BLAS, whose separate thread pool fought
+    NumPy's (see the module docstring).
+    """
+    y += a * x
     return y
 
 
+def default_threads():
+    """Threads an epoch uses: as many as NumPy's BLAS would, at most the usable CPUs.
+
+    So the usual knobs apply: ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` or a surrounding
+    ``threadpoolctl.threadpool_limits(n)``.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        blas = os.cpu_count() or 1
+    else:
+        blas = max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+                   default=1)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(blas, cpus or 1))
+
+
+def _blas_controller():
+    """A ``threadpoolctl`` controller of the BLAS libraries loaded now (None without it)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    return ThreadpoolController().select(user_api="blas")
+
+
+class _NoBarrier:
+    """Stand-in for :class:`threading.Barrier` when one thread does all the parts."""
+
+    def wait(self):
+        return 0
+
+
+def _run_parts(n, work):
+    """Run ``work(part, barrier)`` for ``part = 0 .. n-1``, part 0 on this thread.
+
+    The first exception of any part aborts the barrier (so no part waits forever) and is
+    re-raised here once every thread has finished.
+    """
+    if n == 1:
+        work(0, _NoBarrier())
+        return
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def guarded(part):
+        try:
+            work(part, barrier)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=guarded, args=(p,), name=f"relunet-part-{p}", daemon=True)
+               for p in range(1, n)]
+    for t in threads:
+        t.start()
+    guarded(0)
+    for t in threads:
+        t.join()
+    if errors:
+        first = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+        raise (first or errors)[0]
+
+
+def _split(n, parts):
+    """Boundaries of ``parts`` near-equal consecutive blocks of ``range(n)``."""
+    return [n * p // parts for p in range(parts + 1)]
+
+
 class Workspace:
-    """Preallocated buffers for the loss and gradients of mini-batches of at most ``batch_size``.
+    """Preallocated buffers (and a thread plan) for mini-batches of at most ``batch_size``.
 
     Parameters
     ----------
@@ -47,46 +150,165 @@ class Workspace:
         The largest batch that will be passed.
     dtype : float dtype
         The dtype of the data and the parameters.
+    n_threads : int, optional
+        Parts the work of a batch is split into, each run by its own thread.  Default:
+        :func:`default_threads`, reduced for small networks (see ``MIN_FLOPS_PER_THREAD``).
 
     Attributes
     ----------
     grads : Params
-        ``(dW1, dW2)`` of the last call, shapes (D+1, H) and (H+1, K).  Overwritten by the
-        next call: copy them if you need to keep them.
+        ``(dW1, dW2)`` of the last :meth:`loss_and_grads`, shapes (D+1, H) and (H+1, K).
+        Overwritten by the next call: copy them if you need to keep them.
+    n_parts : int
+        The number of parts (threads) actually used.
     """
 
-    def __init__(self, n_features, n_hidden, n_classes, batch_size, dtype):
-        B, D, H, K = int(batch_size), n_features, n_hidden, n_classes
+    def __init__(self, n_features, n_hidden, n_classes, batch_size, dtype, n_threads=None):
+        B, D, H, K = int(batch_size), int(n_features), int(n_hidden), int(n_classes)
         dtype = np.dtype(dtype)
         self.batch_size, self.dtype = B, dtype
-        self._X = np.empty((B, D), dtype)  # gathered batch
-        self._y = np.empty(B, np.intp)
-        self._h = np.empty((B, H), dtype)  # hidden values, then the ReLU mask's source
+        self.shape = (D, H, K)
+        if n_threads is None:
+            flops = 4 * B * D * H  # of the big GEMMs, per batch
+            n_threads = default_threads()
+            if MIN_FLOPS_PER_THREAD > 0:
+                n_threads = min(n_threads, max(1, int(flops // MIN_FLOPS_PER_THREAD)))
+        T = self.n_parts = max(1, min(int(n_threads), D))
+        # Part t owns rows edges[t]:edges[t+1] of W1; the last part also owns the bias row D.
+        # Row blocks (input features) rather than column blocks (hidden units): the forward
+        # GEMM of a part is then X[:, rows]·W1[rows], the backward one writes dW1[rows], and
+        # both, like the optimizer's update of W1[rows], touch contiguous memory only.
+        edges = _split(D, T)
+        self._features = [slice(edges[t], edges[t + 1]) for t in range(T)]
+        self._rows = [slice(edges[t], edges[t + 1] + (t == T - 1)) for t in range(T)]
+
+        # Forward partial sums: part t's X[:, rows]·W1[rows].  Part 0's goes straight into h.
+        self._h = np.empty((B, H), dtype)  # hidden values (sum of the parts, then ReLU)
+        self._partials = [self._h] + [np.empty((B, H), dtype) for _ in range(T - 1)]
         self._dh = np.empty((B, H), dtype)
         self._on = np.empty((B, H), bool)  # Θ(h)
         self._f = np.empty((B, K), dtype)  # scores → p → df
-        self._col = np.empty((B, 1), dtype)  # per-row max, then per-row sum
+        self._col = np.empty((B, 1), dtype)  # per-row max, then per-row sum, then L_i
         self._fy = np.empty(B, dtype)
-        self._rows = np.arange(B)
+        self._flat_y = np.empty(B, np.intp)  # flat index of (i, y_i) in f
+        self._row_start = np.arange(B, dtype=np.intp) * K
+        self._ones = np.ones(B, dtype)
+        self._s = np.empty(B, dtype)  # normalised example weights of a weighted batch
         self.grads = Params(np.empty((D + 1, H), dtype), np.empty((H + 1, K), dtype))
+        # Scratch for the updates: one block per part (parts run at once), one for W2.
+        self._scratch = [np.empty((r.stop - r.start, H), dtype) for r in self._rows]
+        self._scratch2 = np.empty((H + 1, K), dtype)
+        self._gathered = None  # double buffer for shuffled batches, allocated on first use
+        self._blas = None  # threadpoolctl controller, found on first use (scanning takes ms)
 
+    # ------------------------------------------------------------------ batches
     def gather(self, X, y, index):
         """The batch ``X[index], y[index]``: a view for a slice, else a copy into buffers."""
         if isinstance(index, slice):
             return X[index], y[index]
+        Xs, ys, _ = self._buffers(0)
         b = len(index)
-        np.take(X, index, axis=0, out=self._X[:b])
-        np.take(y, index, out=self._y[:b])
-        return self._X[:b], self._y[:b]
+        np.take(X, index, axis=0, out=Xs[:b], mode="clip")
+        np.take(y, index, out=ys[:b], mode="clip")
+        return Xs[:b], ys[:b]
 
+    def _buffers(self, which):
+        if self._gathered is None:
+            B, (D, _, _) = self.batch_size, self.shape
+            self._gathered = [
+                (np.empty((B, D), self.dtype), np.empty(B, np.intp), np.empty(B, np.float64))
+                for _ in range(2)
+            ]
+        return self._gathered[which]
+
+    # ------------------------------------------------------------------ the three phases
+    # A batch is: phase A (each part: its forward GEMM), barrier, phase B (part 0: everything
+    # small; the other parts: gather the next batch), barrier, phase C (each part: its backward
+    # GEMM and the update of its rows).
+
+    def _forward_part(self, t, W1, Xb):
+        """Phase A: part t's share of x·w1 (and, for the last part, the bias row)."""
+        b, out, rows = Xb.shape[0], self._partials[t][: Xb.shape[0]], self._features[t]
+        np.dot(Xb[:, rows], W1[rows], out=out)  # a column slice of X is still BLAS-ready
+        if t == self.n_parts - 1:
+            out += W1[-1]  # the note's constant-1 input, without building a column of ones
+        return b
+
+    def _middle(self, W2, yb, b, weights, scale, alpha, grad_W2):
+        """Phase B: h, scores, loss, ``df`` (times ``scale``), dW2 and dh.  Returns the loss.
+
+        ``grad_W2`` receives ``scale · ∂L/∂W2`` (α-term included).
+        """
+        h, dh, on, f = self._h[:b], self._dh[:b], self._on[:b], self._f[:b]
+        col, fy, flat = self._col[:b], self._fy[:b], self._flat_y[:b]
+        for partial in self._partials[1:]:
+            np.add(h, partial[:b], out=h)
+        np.maximum(h, 0, out=h)  # h = ReLU(x·w1)
+        np.dot(h, W2[:-1], out=f)
+        f += W2[-1]  # f = h·w2
+
+        # L_i = log Σ_j e^{f_j - m} - (f_{y_i} - m), with m the row max (stable)
+        np.max(f, axis=1, keepdims=True, out=col)
+        f -= col
+        np.add(self._row_start[:b], yb, out=flat)  # f.flat[flat] is f[i, y_i], no fancy temp
+        f_flat = f.reshape(-1)
+        np.take(f_flat, flat, out=fy, mode="clip")
+        np.exp(f, out=f)
+        np.sum(f, axis=1, keepdims=True, out=col)
+        f /= col  # f is now p
+        L = col.reshape(-1)
+        np.log(L, out=L)
+        L -= fy
+        # df = p - 1(y = k), times scale/b (or scale × the normalised weights)
+        np.take(f_flat, flat, out=fy, mode="clip")
+        fy -= 1
+        np.put(f_flat, flat, fy, mode="clip")
+        if weights is None:
+            data_loss = float(np.sum(L, dtype=np.float64)) / b
+            f *= scale / b
+        else:
+            s = self._s[:b]
+            s[:] = weights / weights.sum()
+            data_loss = float(np.dot(L.astype(np.float64), s))
+            s *= scale
+            f *= s[:, None]
+
+        # dW2 = h·df + α w2 ; the bias row's input is the constant 1: Σ_i df_i = ones·df
+        np.dot(h.T, f, out=grad_W2[:-1])
+        np.dot(self._ones[:b], f, out=grad_W2[-1])
+        if alpha:
+            np.multiply(W2, scale * alpha, out=self._scratch2)
+            grad_W2 += self._scratch2
+        # dh = df·w2ᵀ through the ReLU's Heaviside Θ(h)
+        np.dot(f, W2[:-1].T, out=dh)
+        np.greater(h, 0, out=on)
+        np.multiply(dh, on, out=dh)
+        return data_loss
+
+    def _backward_part(self, t, W1, Xb, scale, alpha, grad_W1):
+        """Phase C: part t's rows of ``scale · ∂L/∂W1`` (α-term included) into ``grad_W1``."""
+        b, dh, features, rows = Xb.shape[0], self._dh[: Xb.shape[0]], self._features[t], \
+            self._rows[t]
+        np.dot(Xb[:, features].T, dh, out=grad_W1[features])
+        if t == self.n_parts - 1:
+            np.dot(self._ones[:b], dh, out=grad_W1[-1])
+        if alpha:
+            tmp = self._scratch[t]
+            np.multiply(W1[rows], scale * alpha, out=tmp)
+            grad_W1[rows] += tmp
+
+    # ------------------------------------------------------------------ public entry points
     def loss_and_grads(self, params, Xb, yb, alpha, weights=None):
         """Mean data loss of the batch; fills :attr:`grads` with ``∂L/∂W`` (α-term included).
+
+        The parts run one after another on this thread; the numbers are the same as in
+        :meth:`run_epoch`.
 
         Parameters
         ----------
         params : Params
             W1 of shape (D+1, H) and W2 of shape (H+1, K), C-contiguous, of ``dtype``.
-        Xb : array of shape (b, D), b <= batch_size, C-contiguous, of ``dtype``
+        Xb : array of shape (b, D), b <= batch_size, rows contiguous, of ``dtype``
         yb : int array of shape (b,)
         alpha : float
         weights : array of shape (b,), optional
@@ -100,48 +322,108 @@ class Workspace:
         W1, W2 = params
         dW1, dW2 = self.grads
         b = Xb.shape[0]
-        h, dh, on, f = self._h[:b], self._dh[:b], self._on[:b], self._f[:b]
-        col, fy, rows = self._col[:b], self._fy[:b], self._rows[:b]
+        for t in range(self.n_parts):
+            self._forward_part(t, W1, Xb)
+        loss = self._middle(W2, yb, b, weights, 1.0, alpha, dW2)
+        for t in range(self.n_parts):
+            self._backward_part(t, W1, Xb, 1.0, alpha, dW1)
+        return loss
 
-        # forward: h = ReLU(x·w1), f = h·w2 (bias rows added, ones never built)
-        np.dot(Xb, W1[:-1], out=h)
-        h += W1[-1]
-        np.maximum(h, 0, out=h)
-        np.dot(h, W2[:-1], out=f)
-        f += W2[-1]
+    def run_epoch(self, params, X, y, sample_weight, order, alpha, optimizer, lr):
+        """One pass of mini-batch updates of ``params`` (in place) over ``(X, y)``.
 
-        # L_i = log Σ_j e^{f_j - m} - (f_{y_i} - m), with m the row max (stable)
-        np.max(f, axis=1, keepdims=True, out=col)
-        f -= col
-        fy[:] = f[rows, yb]
-        np.exp(f, out=f)
-        np.sum(f, axis=1, keepdims=True, out=col)
-        f /= col  # f is now p
-        col_flat = col.reshape(-1)
-        np.log(col_flat, out=col_flat)
-        col_flat -= fy  # col holds L_i now
+        Parameters
+        ----------
+        params : Params
+            Updated in place.
+        X : array of shape (n, D), C-contiguous, of ``dtype``
+        y : int array of shape (n,)
+        sample_weight : float array of shape (n,) or None
+        order : int array of shape (n,) or None
+            The order of the examples (a permutation); None: ``X`` in order, batches are views.
+        alpha : float
+        optimizer : an optimizer of :mod:`relunet.optim`
+        lr : float
+            Learning rate of this epoch.
 
-        # df = p - 1(y = k), divided by b (or weighted): L holds the mean data loss
-        f[rows, yb] -= 1
-        if weights is None:
-            data_loss = float(col_flat.sum()) / b
-            f *= 1.0 / b
-        else:
-            s = weights / weights.sum()
-            data_loss = float(col_flat @ s)
-            f *= s[:, None].astype(self.dtype, copy=False)
+        Returns
+        -------
+        (total, weight) : (float, float)
+            Σ over batches of the batch's mean data loss times its weight (its size, or its
+            sum of example weights), and Σ of those weights.  If a batch's loss is not
+            finite, the epoch stops before that batch's update and ``total`` is that loss.
+        """
+        W1, W2 = params
+        dW1, dW2 = self.grads
+        T, B, n = self.n_parts, self.batch_size, X.shape[0]
+        starts = range(0, n, B)
+        shared = {"total": 0.0, "weight": 0.0, "stop": False, "coeffs": None}
+        state1 = [optimizer.state_of(0, rows) for rows in self._rows]
+        state2 = optimizer.state_of(1)
 
-        # dW2 = h·df + α w2 ; bias row: Σ_i df_i
-        np.dot(h.T, f, out=dW2[:-1])
-        np.sum(f, axis=0, out=dW2[-1])
-        # dh = df·w2ᵀ masked by Θ(h)
-        np.dot(f, W2[:-1].T, out=dh)
-        np.greater(h, 0, out=on)
-        np.multiply(dh, on, out=dh)
-        # dW1 = x·dh + α w1 ; bias row: Σ_i dh_i
-        np.dot(Xb.T, dh, out=dW1[:-1])
-        np.sum(dh, axis=0, out=dW1[-1])
-        if alpha:
-            axpy(alpha, W1, dW1)
-            axpy(alpha, W2, dW2)
-        return data_loss
+        def batch(k):
+            """Views of batch k: slices of (X, y), or the buffer it was gathered into."""
+            start = starts[k]
+            stop = min(start + B, n)
+            if order is None:
+                wb = None if sample_weight is None else sample_weight[start:stop]
+                return X[start:stop], y[start:stop], wb
+            Xs, ys, ws = self._buffers(k % 2)
+            b = stop - start
+            return Xs[:b], ys[:b], (None if sample_weight is None else ws[:b])
+
+        def gather(k, share, shares):
+            """Gather rows ``share`` of ``shares`` of batch k into its buffer."""
+            if order is None or k >= len(starts):
+                return
+            start = starts[k]
+            stop = min(start + B, n)
+            cut = _split(stop - start, shares)
+            lo, hi = cut[share], cut[share + 1]
+            index = order[start + lo : start + hi]
+            Xs, ys, ws = self._buffers(k % 2)
+            np.take(X, index, axis=0, out=Xs[lo:hi], mode="clip")
+            np.take(y, index, out=ys[lo:hi], mode="clip")
+            if sample_weight is not None:
+                np.take(sample_weight, index, out=ws[lo:hi], mode="clip")
+
+        def work(t, barrier):
+            for k in range(len(starts)):
+                Xb, yb, wb = batch(k)
+                self._forward_part(t, W1, Xb)
+                barrier.wait()
+                if t == 0:
+                    b = Xb.shape[0]
+                    c = shared["coeffs"] = optimizer.begin(lr)
+                    loss = self._middle(W2, yb, b, wb, c.scale, alpha, dW2)
+                    if not math.isfinite(loss):
+                        shared["total"], shared["stop"] = loss, True
+                    else:
+                        w = b if wb is None else float(wb.sum())
+                        shared["total"] += loss * w
+                        shared["weight"] += w
+                        optimizer.update(W2, dW2, state2, self._scratch2, c)
+                    if T == 1:
+                        gather(k + 1, 0, 1)
+                else:
+                    gather(k + 1, t - 1, T - 1)
+                barrier.wait()
+                if shared["stop"]:
+                    return
+                self._backward_part(t, W1, Xb, shared["coeffs"].scale, alpha, dW1)
+                rows = self._rows[t]
+                optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t],
+                                 shared["coeffs"])
+
+        gather(0, 0, 1)
+        limit = nullcontext()
+        if T > 1:
+            if self._blas is None:
+                self._blas = _blas_controller()
+            if self._blas is not None:
+                limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
+        with limit:
+            _run_parts(T, work)
+        if shared["stop"]:
+            return shared["total"], 1.0
+        return shared["total"], shared["weight"]

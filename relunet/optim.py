@@ -1,17 +1,27 @@
 """Update rules (steepest descent, momentum SGD, Adam) and learning-rate schedules.
 
-Every update works in place on the parameter arrays and on state it allocated once, so a
-training step creates no temporaries: ``y += a * x`` is BLAS axpy
-(:func:`relunet.fastpath.axpy`).
+Every update works in place, on the parameter arrays and on state allocated once, so a
+training step creates no temporaries.  The rules are written for the training loop of
+:mod:`relunet.fastpath`, which splits the weights into blocks of rows updated by different
+threads at once, and which hands over gradients already multiplied by a factor of the rule's
+choosing (the loop folds it into ``df``, where it costs nothing):
+
+* ``begin(lr)`` is called once per step and returns the step's coefficients ``c``; ``c.scale``
+  is the factor the gradients come multiplied by (``-lr`` for SGD and steepest descent,
+  ``1 - β1`` for Adam: each is the factor the rule would otherwise apply in a pass of its own).
+* ``update(W, u, state, tmp, c)`` updates ``W`` from ``u = c.scale · ∂L/∂W``; ``W``, ``u``,
+  ``state`` (from ``state_of``) and the scratch ``tmp`` are views of the same block of rows.
+* ``step(params, grads, lr)`` is the plain one-call form, from unscaled gradients.
+
+Each NumPy ufunc is one pass over memory, so the rules are written to use few of them.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
-
-from .fastpath import axpy
 
 __all__ = [
     "GradientDescent",
@@ -33,69 +43,103 @@ SCHEDULES = ("constant", "invscaling", "adaptive", "cosine")
 # ---------------------------------------------------------------------------------- rules
 
 
-class GradientDescent:
+class Coefficients(NamedTuple):
+    """The numbers one step of a rule needs; ``scale`` multiplies the gradients it is given."""
+
+    scale: float
+    lr: float = 0.0
+
+
+class _Rule:
+    """What the three rules share: per-parameter state and the one-call :meth:`step`."""
+
+    state: tuple = ()
+
+    def state_of(self, i, rows=slice(None)):
+        """Views of the state of parameter ``i`` (0: W1, 1: W2), restricted to ``rows``."""
+        n = len(self.state) // self._per_param if self.state else 0
+        return tuple(self.state[j * n + i][rows] for j in range(self._per_param))
+
+    _per_param = 0
+
+    def step(self, params, grads, lr):
+        """Update ``params`` in place from (unscaled) ``grads`` with learning rate ``lr``."""
+        c = self.begin(lr)
+        for i, (W, g) in enumerate(zip(params, grads, strict=True)):
+            self.update(W, g * c.scale, self.state_of(i), np.empty_like(W), c)
+
+
+class GradientDescent(_Rule):
     """The note's steepest descent: ``w ← w - lr · ∂L/∂w``."""
 
     def __init__(self, params):
         self.state = ()
 
-    def step(self, params, grads, lr):
-        """Update ``params`` in place from ``grads`` with learning rate ``lr``."""
-        for W, dW in zip(params, grads, strict=True):
-            axpy(-lr, dW, W)
+    def begin(self, lr):
+        return Coefficients(-lr, lr)
+
+    def update(self, W, u, state, tmp, c):
+        W += u  # u = -lr · ∂L/∂W
 
 
-class SGD:
+class SGD(_Rule):
     """Momentum SGD: ``v ← μ v - lr·g``; ``w ← w + v`` (Nesterov: ``w ← w + μ v - lr·g``).
 
     The same rule as scikit-learn's ``MLPClassifier(solver="sgd")``.
     """
 
+    _per_param = 1
+
     def __init__(self, params, *, momentum=0.9, nesterov=True):
         self.momentum, self.nesterov = momentum, nesterov
         self.state = tuple(np.zeros_like(W) for W in params)  # the velocities v
 
-    def step(self, params, grads, lr):
-        """Update ``params`` in place from ``grads`` with learning rate ``lr``."""
+    def begin(self, lr):
+        return Coefficients(-lr, lr)
+
+    def update(self, W, u, state, tmp, c):
+        (v,) = state
         mu = self.momentum
-        for W, dW, v in zip(params, grads, self.state, strict=True):
-            v *= mu
-            axpy(-lr, dW, v)
-            if self.nesterov:
-                axpy(mu, v, W)
-                axpy(-lr, dW, W)
-            else:
-                axpy(1.0, v, W)
+        v *= mu
+        v += u  # v = μ v - lr·g   (u = -lr·g)
+        if self.nesterov:
+            W += u
+            np.multiply(v, mu, out=tmp)
+            W += tmp  # w + μ v - lr·g
+        else:
+            W += v
 
 
-class Adam:
+class Adam(_Rule):
     """Adam (Kingma & Ba), with the bias correction folded into the step size."""
+
+    _per_param = 2
 
     def __init__(self, params, *, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.t = 0
         zeros = [np.zeros_like(W) for W in params]
         self.state = (*zeros, *(np.zeros_like(W) for W in params))  # first, second moments
-        self._scratch = [np.empty_like(W) for W in params]
 
-    def step(self, params, grads, lr):
-        """Update ``params`` in place from ``grads`` with learning rate ``lr``."""
+    def begin(self, lr):
         b1, b2 = self.beta_1, self.beta_2
         self.t += 1
-        lr_t = lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-        n = len(self._scratch)
-        for W, g, m, v, tmp in zip(
-            params, grads, self.state[:n], self.state[n:], self._scratch, strict=True
-        ):
-            m *= b1
-            axpy(1 - b1, g, m)
-            np.multiply(g, g, out=tmp)
-            v *= b2
-            axpy(1 - b2, tmp, v)
-            np.sqrt(v, out=tmp)
-            tmp += self.epsilon
-            np.divide(m, tmp, out=tmp)
-            axpy(-lr_t, tmp, W)
+        return Coefficients(1 - b1, lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t))
+
+    def update(self, W, u, state, tmp, c):
+        m, v = state
+        b1, b2 = self.beta_1, self.beta_2
+        m *= b1
+        m += u  # m = β1 m + (1-β1) g   (u = (1-β1) g)
+        np.multiply(u, u, out=tmp)
+        tmp *= (1 - b2) / (1 - b1) ** 2
+        v *= b2
+        v += tmp  # v = β2 v + (1-β2) g²
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= c.lr
+        W -= tmp  # w - lr_t · m / (√v + ε)
 
 
 def make_optimizer(solver, params, *, momentum=0.9, nesterov=True, beta_1=0.9, beta_2=0.999,

@@ -294,7 +294,10 @@ class Trainer:
         return a / 2 * sum(float(np.vdot(W, W)) for W in self.params)
 
     def _run_epoch(self, X, y, sw):
-        """One pass of mini-batch updates over (X, y); returns the epoch's training loss."""
+        """One pass of mini-batch updates over (X, y); returns the epoch's training loss.
+
+        The batch loop itself is :meth:`relunet.fastpath.Workspace.run_epoch`.
+        """
         cfg = self.config
         n = X.shape[0]
         B = self._batch_size(n)
@@ -302,18 +305,9 @@ class Trainer:
         lr = self.schedule.rate(self.n_epochs)
         reg = self._reg()
         order = self.rng.permutation(n) if cfg.shuffle and B < n else None
-        total, weight = 0.0, 0.0
-        for start in range(0, n, B):
-            index = slice(start, min(start + B, n)) if order is None else order[start : start + B]
-            Xb, yb = ws.gather(X, y, index)
-            wb = None if sw is None else sw[index]
-            batch_loss = ws.loss_and_grads(self.params, Xb, yb, cfg.alpha, wb)
-            if not math.isfinite(batch_loss):
-                raise TrainingDiverged(f"loss became {batch_loss}")
-            self.optimizer.step(self.params, ws.grads, lr)
-            w = Xb.shape[0] if wb is None else float(wb.sum())
-            total += batch_loss * w
-            weight += w
+        total, weight = ws.run_epoch(self.params, X, y, sw, order, cfg.alpha, self.optimizer, lr)
+        if not math.isfinite(total):
+            raise TrainingDiverged(f"loss became {total}")
         self.n_samples_seen += n
         return total / weight + reg
 
