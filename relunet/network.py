@@ -66,6 +66,15 @@ def _namespace(*arrays):
     return array_namespace(*arrays)
 
 
+def _arange(xp, n, *, like):
+    """``arange(n)`` on the device of ``like`` (GPU arrays must not meet host arrays)."""
+    if xp is np:
+        return np.arange(n)
+    from array_api_compat import device
+
+    return xp.arange(n, device=device(like))
+
+
 def as_generator(rng=None) -> np.random.Generator:
     """Turn ``rng`` (None, an int seed or a Generator) into a ``numpy.random.Generator``."""
     if isinstance(rng, np.random.Generator):
@@ -231,7 +240,7 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
 
     f, h = forward(params, X)
     log_p = log_softmax(f)
-    is_y = y[:, None] == xp.arange(K)  # 1(y_i = k), shape (N, K)
+    is_y = y[:, None] == _arange(xp, K, like=y)  # 1(y_i = k), shape (N, K)
     L_i = -xp.sum(xp.where(is_y, log_p, 0), axis=1)  # -log(e^{f_y} / Σ_j e^{f_j})
     s = _data_weights(sample_weight, N, xp, f.dtype)
     L_d_over_N = xp.mean(L_i) if s is None else xp.sum(s * L_i)
