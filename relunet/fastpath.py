@@ -20,10 +20,10 @@ products are small) plus a few passes over the weights, so the rules are:
   limited to one thread (``threadpoolctl``, restored afterwards) and the batch is split into
   ``n_threads`` *parts* run by that many Python threads.  NumPy releases the GIL inside BLAS
   and inside ufuncs on large arrays, so the parts really run in parallel; the threads meet at
-  a :class:`threading.Barrier` (futex sleep, no spinning) twice per batch.  Part ``t`` owns a
-  block of rows of ``W1`` (a block of input features), which splits each big GEMM in two
-  without any reduction, and lets each part update its own rows of ``W1`` and of the
-  optimizer state: contiguous memory, no locks.  See :meth:`Workspace.run_epoch`.
+  a barrier twice per batch (:class:`_Barrier`: a short spin, then a futex sleep).
+  Part ``t`` owns a block of rows of ``W1`` (a block of input features), which splits
+  each big GEMM in two without any reduction, and lets each part update its own rows of
+  ``W1`` and of the optimizer state: contiguous memory, no locks.  See :meth:`Workspace.run_epoch`.
 * **The small work is serial and the data gather overlaps it.**  Softmax, ``df``, the
   ``K``-wide products and the ReLU mask are many small NumPy calls, slow to share between
   threads (every call hands the GIL over), so part 0 does them alone while the other parts
@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -103,6 +104,49 @@ class _NoBarrier:
         return 0
 
 
+class _Barrier:
+    """A reusable barrier that spins (yielding the GIL) for up to ``spin`` seconds, then sleeps.
+
+    The parts meet twice per batch, a few hundred microseconds apart.  Sleeping on a futex
+    at each meeting lets the virtual CPU halt, and waking it again costs far more than the
+    wait (``threading.Barrier``: 2.69 vs 3.19 s/epoch at H=1024, batch 64).  The spin gives
+    the GIL away at every turn (``time.sleep(0)``), so it never blocks the other parts.
+    """
+
+    def __init__(self, n, spin=1e-3):
+        self.n, self.spin = n, spin
+        self._count = self._generation = 0
+        self._broken = False
+        self._cond = threading.Condition(threading.Lock())
+
+    def wait(self):
+        with self._cond:
+            if self._broken:
+                raise threading.BrokenBarrierError
+            generation = self._generation
+            self._count += 1
+            if self._count == self.n:  # the last to arrive releases everyone
+                self._count = 0
+                self._generation += 1
+                self._cond.notify_all()
+                return
+        deadline = time.perf_counter() + self.spin
+        while self._generation == generation and time.perf_counter() < deadline:
+            time.sleep(0)
+        with self._cond:
+            while self._generation == generation:
+                self._cond.wait()
+            if self._broken:
+                raise threading.BrokenBarrierError
+
+    def abort(self):
+        """Release every waiter with :class:`threading.BrokenBarrierError`, now and later."""
+        with self._cond:
+            self._broken = True
+            self._generation += 1
+            self._cond.notify_all()
+
+
 def _run_parts(n, work):
     """Run ``work(part, barrier)`` for ``part = 0 .. n-1``, part 0 on this thread.
 
@@ -112,7 +156,7 @@ def _run_parts(n, work):
     if n == 1:
         work(0, _NoBarrier())
         return
-    barrier = threading.Barrier(n)
+    barrier = _Barrier(n)
     errors = []
 
     def guarded(part):
