@@ -254,6 +254,8 @@ class Trainer:
         if X.ndim != 2 or X.shape[1] != D:
             raise ValueError(f"X must have shape (N, {D}), got {X.shape}")
         X = np.ascontiguousarray(X, dtype=self.dtype)  # the one copy, if any
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity; clean or impute it before training")
         y = np.asarray(y)
         if y.shape != (X.shape[0],):
             raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}")
@@ -266,6 +268,15 @@ class Trainer:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)
             if sample_weight.shape != y.shape:
                 raise ValueError(f"sample_weight must have shape {y.shape}")
+            if not (np.isfinite(sample_weight).all() and (sample_weight >= 0).all()):
+                raise ValueError("sample_weight must be finite and non-negative")
+            keep = sample_weight > 0
+            if not keep.any():
+                raise ValueError("sample_weight is zero for every example")
+            if not keep.all():  # a zero weight is a missing row (and no batch is all zeros)
+                X, y, sample_weight = X[keep], y[keep], sample_weight[keep]
+            if (sample_weight == sample_weight[0]).all():  # uniform: the unweighted arithmetic
+                sample_weight = None
         return X, y, sample_weight
 
     def _batch_size(self, n):
@@ -352,6 +363,7 @@ class Trainer:
         self.stop_reason = "max_iter"
         self._best_params = None
         self._stall = 0
+        self.best_loss = math.inf  # this fit's best: early stopping restores this fit's weights
         if cfg.solver == "lbfgs":
             self._fit_lbfgs(X, y, sw, val, callback)
         else:
