@@ -53,22 +53,11 @@ import numpy as np
 
 from .network import Params
 
-__all__ = ["Workspace", "axpy", "default_threads"]
+__all__ = ["Workspace", "default_threads"]
 
 # A part must have at least this many flops of GEMM per batch to be worth a thread: below it
 # the barrier hand-offs (~20-40 us each) cost more than the parallel GEMM saves.
 MIN_FLOPS_PER_THREAD = 2e7
-
-
-def axpy(a, x, y):
-    """``y += a * x`` in place; returns ``y``.
-
-    Kept for callers of the old API.  It is plain NumPy (one temporary): the training loop
-    does not use it, and it no longer calls SciPy's BLAS, whose separate thread pool fought
-    NumPy's (see the module docstring).
-    """
-    y += a * x
-    return y
 
 
 def default_threads():

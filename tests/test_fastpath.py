@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relunet.fastpath import Workspace, axpy
+from relunet.fastpath import Workspace
 from relunet.network import Params, loss_and_grads
 
 
@@ -135,29 +135,3 @@ def test_workspace_loss_stays_finite_for_huge_scores():
     L = ws.loss_and_grads(Params(W1, W2), X, np.array([0, 1]), 0.0)
     assert L == pytest.approx((np.log1p(np.exp(-3.0)) + np.log1p(np.exp(3.0))) / 2, rel=1e-14)
     assert all(np.isfinite(g).all() for g in ws.grads)
-
-
-# ------------------------------------------------------------------------------ axpy
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_axpy_adds_a_times_x_in_place(dtype):
-    x = np.arange(12, dtype=dtype).reshape(3, 4)
-    y = np.ones((3, 4), dtype=dtype)
-    out = axpy(-0.5, x, y)
-    assert out is y
-    np.testing.assert_array_equal(y, 1 - 0.5 * np.arange(12).reshape(3, 4))
-    assert y.dtype == dtype
-
-
-def test_axpy_falls_back_for_views_and_mixed_dtypes():
-    x = np.arange(12.0).reshape(3, 4)
-    y = np.zeros((4, 3)).T  # not C-contiguous
-    axpy(2.0, x, y)
-    np.testing.assert_array_equal(y, 2 * x)
-    y32 = np.zeros((3, 4), np.float32)
-    axpy(1.0, x, y32)  # float64 x into float32 y
-    np.testing.assert_array_equal(y32, x.astype(np.float32))
-    y_rows = np.zeros((3, 8))[:, ::2]  # strided
-    axpy(3.0, x, y_rows)
-    np.testing.assert_array_equal(y_rows, 3 * x)
