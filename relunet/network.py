@@ -225,6 +225,8 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
         L2 strength (``L_r = α/2 Σ w²``, bias rows included).
     sample_weight : array of shape (N,), optional
         Weights of the examples in the data term (normalised to sum to 1).
+    grads : bool
+        False returns the loss alone (that is :func:`loss`).
 
     Returns
     -------
