@@ -6,9 +6,7 @@ The math lives in :mod:`relunet.network` under the note's names; training in
 
 __version__ = "0.1.0"
 
-from .estimator import ReluNetClassifier
 from .gradcheck import check_gradients
-from .io import load, save
 from .network import Params, forward, init_params, loss, loss_and_grads, softmax
 from .train import History, TrainConfig, Trainer, TrainingDiverged, train
 
@@ -30,3 +28,19 @@ __all__ = [
     "save",
     "load",
 ]
+
+# The estimator and the model files need scikit-learn; the math core needs only NumPy (and
+# SciPy for L-BFGS).  Import them on first use, so `import relunet.network` stays light.
+_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'relunet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

@@ -353,3 +353,19 @@ def test_gradient_matches_sklearn_backprop_with_alpha_times_N(alpha):
     # the losses differ by exactly the bias rows' penalty
     bias_penalty = alpha / 2 * (np.sum(params.W1[-1] ** 2) + np.sum(params.W2[-1] ** 2))
     assert L == pytest.approx(sk_loss + bias_penalty, rel=1e-12)
+
+
+def test_the_math_core_imports_without_scikit_learn():
+    # The core's run-time needs are NumPy (and SciPy for L-BFGS): importing relunet and its
+    # math, checker and trainer must not pull in scikit-learn (the estimator does, lazily).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, relunet, relunet.network, relunet.gradcheck, relunet.train\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn imported'\n"
+        "relunet.ReluNetClassifier\n"
+        "assert 'sklearn' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
