@@ -219,7 +219,12 @@ class Workspace:
         self._h = np.empty((B, H), dtype)  # hidden values (sum of the parts, then ReLU)
         self._partials = [self._h] + [np.empty((B, H), dtype) for _ in range(T - 1)]
         self._dh = np.empty((B, H), dtype)
-        self._on = np.empty((B, H), bool)  # Θ(h)
+        # Θ(h) as 0/1 in ``dtype``: ReLU and mask are then same-dtype multiplies (13 us each at
+        # 256x256), where np.maximum took 27 us and a float-by-bool multiply 35 us.
+        self._on = np.empty((B, H), dtype)
+        # w2ᵀ without its bias row, copied C-contiguous each batch (2.5k numbers): dh = df·w2ᵀ
+        # from it took 27 us instead of 49 us from the transposed view.
+        self._W2T = np.empty((K, H), dtype)
         # Scores are kept transposed, (K, b): the softmax's reductions over the K classes
         # then run along the long axis (np.max(axis=1) of a (256, 10) array took 8x longer).
         # A flat buffer, so that a short last batch still gets a contiguous (K, b) view.
@@ -290,7 +295,10 @@ class Workspace:
         row, fy, flat = self._row[:b], self._fy[:b], self._flat_y[:b]
         for partial in self._partials[1:]:
             np.add(h, partial[:b], out=h)
-        np.maximum(h, 0, out=h)  # h = ReLU(x·w1)
+        # h = ReLU(x·w1) = Θ(h)·h.  (Negatives become -0.0, which changes no sum.  A -inf
+        # pre-activation, only possible once training has diverged, gives NaN, not 0.)
+        np.greater(h, 0, out=on, casting="unsafe")
+        np.multiply(h, on, out=h)
         np.dot(W2[:-1].T, h.T, out=fT)
         fT += W2[-1][:, None]  # fᵀ = (h·w2)ᵀ
 
@@ -327,8 +335,9 @@ class Workspace:
             np.multiply(W2, scale * alpha, out=self._scratch2)
             grad_W2 += self._scratch2
         # dh = df·w2ᵀ through the ReLU's Heaviside Θ(h)
-        np.dot(fT.T, W2[:-1].T, out=dh)
-        np.greater(h, 0, out=on)
+        W2T = self._W2T
+        np.copyto(W2T, W2[:-1].T)
+        np.dot(fT.T, W2T, out=dh)
         np.multiply(dh, on, out=dh)
         return data_loss
 
