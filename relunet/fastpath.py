@@ -13,7 +13,8 @@ products are small) plus a few passes over the weights, so the rules are:
 * **One BLAS library only.**  NumPy and SciPy wheels each bundle their own OpenBLAS, each with
   its own spinning thread pool.  Alternating between them (the previous version did its
   ``axpy`` through ``scipy.linalg.blas``) made an epoch 5-20x slower on a 2-core machine, so
-  nothing here calls SciPy.
+  nothing here calls SciPy.  The weight updates call NumPy's own OpenBLAS level-1 routines
+  through ctypes (:class:`_Level1`: ``y += a·x`` in one pass where NumPy needs two).
 * **Our threads, not BLAS's.**  OpenBLAS splits each GEMM over its threads and then has them
   spin-wait for the next call; on a machine whose cores are shared that wait costs whole
   scheduler slices (a 10-column GEMM was seen taking 3 ms).  Instead, during an epoch BLAS is
@@ -43,6 +44,7 @@ at the level of float rounding.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import threading
@@ -75,6 +77,61 @@ def default_threads():
                    default=1)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(blas, cpus or 1))
+
+
+class _Level1:
+    """``y += a·x``, ``y = a·x + b·y`` and ``x *= a`` from NumPy's own OpenBLAS, via ctypes.
+
+    For the weight updates: one pass each, where NumPy ufuncs need two or three.  Calls
+    through ``ctypes.CDLL`` release the GIL, so the parts update their blocks at once (SciPy's
+    f2py wrappers hold it: tried, slower).  The same library as NumPy's GEMMs, so no second
+    thread pool.  Callers pass C-contiguous arrays of :attr:`dtype` and equal sizes.
+    """
+
+    def __init__(self, lib, dtype):
+        self.dtype = np.dtype(dtype)
+        p, real = ("s", ctypes.c_float) if self.dtype == np.float32 else ("d", ctypes.c_double)
+        n, ptr = ctypes.c_int64, ctypes.c_void_p  # the ILP64 ("64_") interface
+        self._axpy = getattr(lib, f"scipy_cblas_{p}axpy64_")
+        self._axpy.argtypes = [n, real, ptr, n, ptr, n]
+        self._axpby = getattr(lib, f"scipy_cblas_{p}axpby64_")
+        self._axpby.argtypes = [n, real, ptr, n, real, ptr, n]
+        self._scal = getattr(lib, f"scipy_cblas_{p}scal64_")
+        self._scal.argtypes = [n, real, ptr, n]
+        for f in (self._axpy, self._axpby, self._scal):
+            f.restype = None
+
+    def usable(self, *arrays):
+        """Whether the arrays are C-contiguous, of :attr:`dtype` and of one size."""
+        size = arrays[0].size
+        return all(a.dtype == self.dtype and a.flags.c_contiguous and a.size == size
+                   for a in arrays)
+
+    def axpy(self, a, x, y):
+        self._axpy(y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
+
+    def axpby(self, a, x, b, y):
+        self._axpby(y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
+
+    def scal(self, a, x):
+        self._scal(x.size, a, x.ctypes.data, 1)
+
+
+def _level1_blas(dtype):
+    """A :class:`_Level1` for ``dtype`` on NumPy's OpenBLAS, or None where it is not one
+    with the ``scipy_cblas_*64_`` symbols of NumPy's wheels (then NumPy ufuncs are used)."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        return None
+    try:
+        from threadpoolctl import threadpool_info
+        for info in threadpool_info():
+            path = info.get("filepath", "")
+            if (info.get("internal_api") == "openblas" and "numpy" in path
+                    and os.path.basename(path).startswith("libscipy_openblas64_")):
+                return _Level1(ctypes.CDLL(path), dtype)
+    except (ImportError, OSError, AttributeError):  # no threadpoolctl, or other symbols
+        pass
+    return None
 
 
 def _blas_controller():
@@ -246,6 +303,7 @@ class Workspace:
         self._gathered = None
         self._index = np.empty(B, np.intp)
         self._blas = None  # threadpoolctl controller, found on first use (scanning takes ms)
+        self._level1 = None  # _Level1 of NumPy's OpenBLAS (False: none), found on first use
 
     # ------------------------------------------------------------------ batches
     def gather(self, X, y, index):
@@ -341,14 +399,18 @@ class Workspace:
         np.multiply(dh, on, out=dh)
         return data_loss
 
-    def _backward_part(self, t, W1, Xt, scale, alpha, grad_W1):
-        """Phase C: part t's rows of ``scale · ∂L/∂W1`` (α-term included) into ``grad_W1``."""
+    def _backward_part(self, t, W1, Xt, scale, alpha, grad_W1, blas=None):
+        """Phase C: part t's rows of ``scale · ∂L/∂W1`` (α-term included) into ``grad_W1``.
+
+        ``blas``: a :class:`_Level1` or None."""
         b, features, rows = Xt.shape[0], self._features[t], self._rows[t]
         dh = self._dh[:b]
         np.dot(Xt.T, dh, out=grad_W1[features])
         if t == self.n_parts - 1:
             np.dot(self._ones[:b], dh, out=grad_W1[-1])  # Σ_i dh_i, BLAS gemv: 3x np.sum's
-        if alpha:
+        if alpha and blas is not None and blas.usable(W1[rows], grad_W1[rows]):
+            blas.axpy(scale * alpha, W1[rows], grad_W1[rows])  # one pass instead of two
+        elif alpha:
             tmp = self._scratch[t]
             np.multiply(W1[rows], scale * alpha, out=tmp)
             grad_W1[rows] += tmp
@@ -464,6 +526,9 @@ class Workspace:
                     np.take(X_blocks, block_index, axis=0, out=blocks[t][lo:hi], mode="clip")
 
         errors = np.geterr()  # NumPy's error state is per thread: hand the caller's on
+        if self._level1 is None:
+            self._level1 = _level1_blas(self.dtype) or False
+        level1 = self._level1 or None
 
         def work(t, barrier):
             with np.errstate(**errors):
@@ -488,7 +553,7 @@ class Workspace:
                     if shared["stop"]:
                         return
                     c, rows = shared["coeffs"], self._rows[t]
-                    self._backward_part(t, W1, xs[t], c.scale, alpha, dW1)
+                    self._backward_part(t, W1, xs[t], c.scale, alpha, dW1, level1)
                     optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t], c)
 
         gather(0, iter(range(n_chunks)))
@@ -499,7 +564,11 @@ class Workspace:
             if self._blas is not None:
                 limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
         with limit:
-            _run_parts(T, work)
+            optimizer.blas = level1
+            try:
+                _run_parts(T, work)
+            finally:
+                optimizer.blas = None
         if shared["stop"]:
             return shared["total"], 1.0
         return shared["total"], shared["weight"]

@@ -13,6 +13,11 @@ choosing (the loop folds it into ``df``, where it costs nothing):
   ``state`` (from ``state_of``) and the scratch ``tmp`` are views of the same block of rows.
 * ``step(params, grads, lr)`` is the plain one-call form, from unscaled gradients.
 
+A rule's ``blas`` attribute, while the training loop sets it, is level-1 BLAS for the dtype
+(:class:`relunet.fastpath._Level1`: ``axpy``, ``axpby``, ``scal``, ``usable``): ``y = a·x + b·y``
+in one pass, where NumPy needs two or three (``tmp = a·x``; ``y *= b``; ``y += tmp``).  The
+loop resets it to None after the epoch; rules with no use for it ignore it.
+
 Each NumPy ufunc is one pass over memory, so the rules are written to use few of them.
 """
 
@@ -54,6 +59,7 @@ class _Rule:
     """What the three rules share: per-parameter state and the one-call :meth:`step`."""
 
     state: tuple = ()
+    blas = None  # level-1 BLAS while the training loop runs (see above); else None
 
     def state_of(self, i, rows=slice(None)):
         """Views of the state of parameter ``i`` (0: W1, 1: W2), restricted to ``rows``."""
@@ -100,6 +106,16 @@ class SGD(_Rule):
     def update(self, W, u, state, tmp, c):
         (v,) = state
         mu = self.momentum
+        blas = self.blas
+        if blas is not None and blas.usable(W, u, v):
+            # 3 passes instead of 5, no scratch (Nesterov; plain momentum: 2 instead of 3).
+            blas.axpby(1.0, u, mu, v)  # v = μ v - lr·g   (u = -lr·g)
+            if self.nesterov:
+                blas.axpy(1.0, u, W)
+                blas.axpy(mu, v, W)  # w + μ v - lr·g
+            else:
+                blas.axpy(1.0, v, W)
+            return
         v *= mu
         v += u  # v = μ v - lr·g   (u = -lr·g)
         if self.nesterov:
