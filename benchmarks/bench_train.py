@@ -193,7 +193,7 @@ def child_memory(system, cfg_name, data_path, epochs, threads):
     elif system == "sklearn":
         import sklearn.neural_network  # noqa: F401
     else:
-        import relunet  # noqa: F401
+        _relunet_estimator()  # loads scikit-learn (relunet loads it lazily) before the baseline
     with np.load(data_path) as z:
         X, y = z["X"], z["y"]
     before = rss_mb()
