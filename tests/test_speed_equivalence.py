@@ -123,6 +123,28 @@ def test_trainer_matches_the_naive_loop_in_float64(case, weighted, threads):
     assert trainer.n_samples_seen == 3 * N
 
 
+@pytest.mark.parametrize("case", ["sgd-nesterov", "sgd-plain", "adam", "gd"])
+def test_the_numpy_update_path_matches_the_blas_level1_path(case, monkeypatch):
+    # The loop updates weights through NumPy's own OpenBLAS (ctypes) when it finds it, and
+    # through NumPy ufuncs otherwise: both must give the naive loop's numbers.
+    if fastpath._level1_blas(np.float64) is None:
+        pytest.skip("NumPy's BLAS is not the OpenBLAS of its wheels: only the ufunc path exists")
+    X, y, sw = _data(1)
+    kw = CASES[case]
+    naive_kw = {k: v for k, v in kw.items() if k != "nesterov"}
+    p0 = init_params(D, H, K, rng=2, dtype=np.float64)
+    W, _ = naive_fit(p0, X, y, sw, epochs=3, seed=5, nesterov=kw.get("nesterov", True),
+                     **naive_kw)
+    with_blas = _trainer_fit(p0, X, y, sw, epochs=3, seed=5, **kw)
+    assert with_blas._workspace._level1
+    monkeypatch.setattr(fastpath, "_level1_blas", lambda dtype: None)
+    without = _trainer_fit(p0, X, y, sw, epochs=3, seed=5, **kw)
+    assert without._workspace._level1 is False
+    for trainer in (with_blas, without):
+        for got, want in zip(trainer.params, W, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_same_seed_gives_bitwise_identical_weights(solver, threads):
     X, y, _ = _data(3)
