@@ -14,19 +14,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_sample_weight
-from threadpoolctl import threadpool_limits
 
 from relunet import ReluNetClassifier, TrainingDiverged
 from relunet.network import forward
 
-pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore", category=ConvergenceWarning),
+    pytest.mark.usefixtures("one_blas_thread"),
+]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    # Small matrices: multi-threaded OpenBLAS only adds hand-offs (10x slower when busy).
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")

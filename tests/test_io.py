@@ -13,19 +13,16 @@ from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
-from threadpoolctl import threadpool_limits
 
 import relunet
 from relunet import ReluNetClassifier
 from relunet.io import FORMAT_VERSION, ModelFileError, load, read_metadata, save
 
-pytestmark = pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore", category=ConvergenceWarning),
+    pytest.mark.usefixtures("one_blas_thread"),
+]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ the environment variable SCIPY_ARRAY_API is set (we declare no array-API support
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
 from relunet import ReluNetClassifier
 
@@ -29,17 +28,12 @@ FLOAT32_TOO_COARSE = {
     ),
 }
 
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
 
 def _expected_failures(estimator):
     return FLOAT32_TOO_COARSE if estimator.dtype == "float32" else {}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    # The checks' matrices are tiny; multi-threaded OpenBLAS only adds thread hand-offs
-    # (measured 10x slower on a busy 2-core machine).
-    with threadpool_limits(1):
-        yield
 
 
 @pytest.mark.filterwarnings("ignore", category=ConvergenceWarning)
