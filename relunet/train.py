@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .fastpath import Workspace
-from .network import Params, as_generator, forward, init_params
+from .network import Params, as_generator, forward, init_params, log_softmax
 from .optim import SCHEDULES, SOLVERS, make_optimizer, make_schedule
 
 __all__ = ["TrainConfig", "EpochInfo", "History", "Trainer", "TrainingDiverged", "train"]
@@ -180,9 +180,8 @@ def _evaluate(params, X, y, chunk=4096):
     for start in range(0, X.shape[0], chunk):
         f, _ = forward(params, X[start : start + chunk])
         yc = y[start : start + chunk]
-        m = f.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(f - m).sum(axis=1)) + m[:, 0]
-        total += float(np.sum(lse - f[np.arange(yc.size), yc], dtype=np.float64))
+        log_p_y = np.take_along_axis(log_softmax(f), yc[:, None], axis=1)
+        total -= float(np.sum(log_p_y, dtype=np.float64))  # Σ L_i
         correct += int(np.sum(f.argmax(axis=1) == yc))
     return total / X.shape[0], correct / X.shape[0]
 
