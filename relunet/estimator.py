@@ -21,6 +21,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .fastpath import predict_scores
 from .network import Params, init_params, log_softmax, softmax
 from .train import TrainConfig, Trainer
 
@@ -539,18 +540,7 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, ("W1_", "W2_", "classes_"))
         W1, W2 = self.W1_, self.W2_
         X = validate_data(self, X, reset=False, dtype=W1.dtype, order="C")
-        n = X.shape[0]
-        f = np.empty((n, W2.shape[1]), dtype=W1.dtype)
-        h = np.empty((min(n, _PREDICT_CHUNK), W1.shape[1]), dtype=W1.dtype)
-        for start in range(0, n, _PREDICT_CHUNK):
-            stop = min(start + _PREDICT_CHUNK, n)
-            hb = h[: stop - start]
-            np.dot(X[start:stop], W1[:-1], out=hb)
-            hb += W1[-1]
-            np.maximum(hb, 0, out=hb)  # h = ReLU(x·w1)
-            np.dot(hb, W2[:-1], out=f[start:stop])
-            f[start:stop] += W2[-1]  # f = h·w2
-        return f
+        return predict_scores(Params(W1, W2), X, chunk=_PREDICT_CHUNK)
 
     def decision_function(self, X):
         """Scores of the network.

@@ -55,7 +55,7 @@ import numpy as np
 
 from .network import Params
 
-__all__ = ["Workspace", "default_threads"]
+__all__ = ["Workspace", "default_threads", "predict_scores"]
 
 # A part must have at least this many flops of GEMM per batch to be worth a thread: below it
 # the barrier hand-offs (~20-40 us each) cost more than the parallel GEMM saves.
@@ -572,3 +572,32 @@ class Workspace:
         if shared["stop"]:
             return shared["total"], 1.0
         return shared["total"], shared["weight"]
+
+
+def predict_scores(params, X, *, chunk=8192):
+    """Scores ``f`` (N, K) of :func:`relunet.network.forward`, in bounded memory.
+
+    Works through ``X`` ``chunk`` rows at a time with one reused (chunk, H) hidden buffer, so
+    predicting a million rows needs no million-by-H temporary.
+
+    Parameters
+    ----------
+    params : Params
+        W1 (D+1, H) and W2 (H+1, K), of X's dtype.
+    X : array of shape (N, D), C-contiguous
+    chunk : int
+        Rows per forward pass.
+    """
+    W1, W2 = params
+    n = X.shape[0]
+    f = np.empty((n, W2.shape[1]), dtype=W1.dtype)
+    h = np.empty((min(n, chunk), W1.shape[1]), dtype=W1.dtype)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        hb = h[: stop - start]
+        np.dot(X[start:stop], W1[:-1], out=hb)
+        hb += W1[-1]
+        np.maximum(hb, 0, out=hb)  # h = ReLU(x·w1)
+        np.dot(hb, W2[:-1], out=f[start:stop])
+        f[start:stop] += W2[-1]  # f = h·w2
+    return f

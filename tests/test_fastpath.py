@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relunet.fastpath import Workspace
-from relunet.network import Params, loss_and_grads
+from relunet.fastpath import Workspace, predict_scores
+from relunet.network import Params, forward, init_params, loss_and_grads
 
 
 def _problem(seed, N, D, H, K, dtype=np.float64):
@@ -135,3 +135,12 @@ def test_workspace_loss_stays_finite_for_huge_scores():
     L = ws.loss_and_grads(Params(W1, W2), X, np.array([0, 1]), 0.0)
     assert L == pytest.approx((np.log1p(np.exp(-3.0)) + np.log1p(np.exp(3.0))) / 2, rel=1e-14)
     assert all(np.isfinite(g).all() for g in ws.grads)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 10_000])
+def test_predict_scores_equal_forward_in_any_chunking(chunk):
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((100, 6))
+    params = init_params(6, 9, 4, rng=rng)
+    f, _ = forward(params, X)
+    np.testing.assert_allclose(predict_scores(params, X, chunk=chunk), f, rtol=1e-13, atol=1e-15)
