@@ -352,17 +352,15 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         K = classes_.shape[0]
 
         weights = self._example_weights(X, y_enc, classes_, sample_weight, incremental)
-        if weights is not None:
-            keep = weights > 0
-            if not keep.all():  # zero weight == removing the row, exactly
-                X, y_enc, weights = X[keep], y_enc[keep], weights[keep]
-            if not incremental and np.unique(y_enc).shape[0] < 2:
+        # Trainer drops zero-weight rows (exactly like removing them) and treats uniform
+        # weights as none; here only: are two classes left to learn from?
+        if weights is not None and not incremental:
+            weighted = np.unique(y_enc[weights > 0])
+            if weighted.shape[0] < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs examples of at least 2 classes with "
-                    f"non-zero weight; only class {_show(classes_[np.unique(y_enc)])} has any"
+                    f"non-zero weight; only class {_show(classes_[weighted])} has any"
                 )
-            if np.all(weights == weights[0]):  # uniform: the unweighted arithmetic, exactly
-                weights = None
 
         config = self._config()
         D = X.shape[1]
