@@ -115,14 +115,19 @@ def machine_facts():
     return lines
 
 
-def rss_mb():
-    """Current resident set size of this process in MB (Linux; else ru_maxrss)."""
-    value = _proc_status("VmRSS")
+def _status_mb(key):
+    """``key`` of /proc/self/status in MB, or the peak RSS from getrusage where there is none."""
+    value = _proc_status(key)
     if value is None:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return value
+
+
+def rss_mb():
+    """Current resident set size of this process in MB (Linux; else ru_maxrss)."""
+    return _status_mb("VmRSS")
 
 
 def reset_peak_rss():
@@ -140,12 +145,7 @@ def reset_peak_rss():
 
 def peak_rss_mb():
     """Peak resident set size in MB since start (or since :func:`reset_peak_rss`)."""
-    value = _proc_status("VmHWM")
-    if value is None:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return value
+    return _status_mb("VmHWM")
 
 
 def _proc_status(key):
