@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = {"net": "relunet/network.py", "fast": "relunet/fastpath.py"}
+FILES = {
+    "net": "relunet/network.py",
+    "fast": "relunet/fastpath.py",
+    "kern": "relunet/kernels.py",
+    "optim": "relunet/optim.py",
+}
 
 
 def render():
@@ -33,7 +38,7 @@ def render():
         return f"`{FILES[key]}:{hits[0]}`"
 
     template = (ROOT / "docs" / "math.template.md").read_text()
-    out = re.sub(r"\{(net|fast):(.+?)\}(?=[\s,.;:)–]|$)", line_of, template)
+    out = re.sub(r"\{(net|fast|kern|optim):(.+?)\}(?=[\s,.;:)–]|$)", line_of, template)
     # `file:12`–`file:15` reads better as `file:12–15`
     return re.sub(r"`(relunet/\w+\.py):(\d+)`–`\1:(\d+)`", r"`\1:\2–\3`", out)
 

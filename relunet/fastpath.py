@@ -25,10 +25,14 @@ products are small) plus a few passes over the weights, so the rules are:
   Part ``t`` owns a block of rows of ``W1`` (a block of input features), which splits
   each big GEMM in two without any reduction, and lets each part update its own rows of
   ``W1`` and of the optimizer state: contiguous memory, no locks.  See :meth:`Workspace.run_epoch`.
-* **The small work is serial and the data gather overlaps it.**  Softmax, ``df``, the
-  ``K``-wide products and the ReLU mask are many small NumPy calls, slow to share between
-  threads (every call hands the GIL over), so part 0 does them alone while the other parts
-  gather the *next* batch into a second buffer (double buffering).
+* **The small work: compiled when numba is there, else serial under the gather.**  Between
+  the GEMMs come the sum of the parts' products, ReLU, softmax, ``df``, the ``K``-wide
+  products and the mask.  With numba installed (``relunet[fast]``) that is one compiled
+  function (:mod:`relunet.kernels`) that releases the GIL: every part runs it on its share of
+  the batch's examples, then gathers its own block of the next batch, and the optimizer's
+  update is one compiled pass too.  Without numba it is ~30 small NumPy calls, slow to share
+  between threads (every call hands the GIL over), so part 0 does them alone while the other
+  parts gather the *next* batch into a second buffer (double buffering).
 * **No temporaries.**  ``np.take(..., mode="clip", out=)`` gathers a batch straight into its
   buffer (the default ``mode="raise"`` writes to a temporary and copies it: 3x slower); the
   optimizer's ``-lr`` (or Adam's ``1-β1``) is folded into ``df``, so the backward GEMMs yield
@@ -38,8 +42,8 @@ products are small) plus a few passes over the weights, so the rules are:
 
 Results are deterministic: the parts' shares of the work are fixed by ``n_threads``, and
 partial results are combined in a fixed order, so the same seed gives bit-identical weights
-run after run.  A different ``n_threads`` splits the sums differently and so changes results
-at the level of float rounding.
+run after run.  A different ``n_threads``, or the compiled kernels on or off, orders the sums
+differently and so changes results at the level of float rounding.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ __all__ = ["Workspace", "default_threads", "predict_scores"]
 # A part must have at least this many flops of GEMM per batch to be worth a thread: below it
 # the barrier hand-offs (~20-40 us each) cost more than the parallel GEMM saves.
 MIN_FLOPS_PER_THREAD = 2e7
+# By default the compiled kernels are used for batches of at least this many GEMM flops.  On
+# small ones they gain less than importing numba costs (~0.3 s; digits: 0.58 vs 0.28 s).
+MIN_FLOPS_FOR_KERNELS = 2e7
 
 
 def default_threads():
@@ -243,6 +250,11 @@ class Workspace:
     n_threads : int, optional
         Parts the work of a batch is split into, each run by its own thread.  Default:
         :func:`default_threads`, reduced for small networks (see ``MIN_FLOPS_PER_THREAD``).
+    kernels : {None, "numba", "numpy"}, optional
+        The per-example work and the updates as compiled kernels (:mod:`relunet.kernels`,
+        needs numba) or as NumPy calls.  Default None: compiled if numba can be imported, the
+        environment variable ``RELUNET_KERNELS`` is not ``numpy``, and a batch is big enough
+        to gain (``MIN_FLOPS_FOR_KERNELS``).  The two agree to float rounding.
 
     Attributes
     ----------
@@ -253,9 +265,14 @@ class Workspace:
         The number of parts (threads) actually used.
     """
 
-    def __init__(self, n_features, n_hidden, n_classes, batch_size, dtype, n_threads=None):
+    def __init__(self, n_features, n_hidden, n_classes, batch_size, dtype, n_threads=None,
+                 kernels=None):
+        if kernels not in (None, "numba", "numpy"):
+            raise ValueError(f"kernels must be None, 'numba' or 'numpy', got {kernels!r}")
         B, D, H, K = int(batch_size), int(n_features), int(n_hidden), int(n_classes)
         dtype = np.dtype(dtype)
+        if kernels == "numba" and dtype not in (np.float32, np.float64):
+            raise ValueError(f"the compiled kernels are for float32 and float64, not {dtype}")
         self.batch_size, self.dtype = B, dtype
         self.shape = (D, H, K)
         if n_threads is None:
@@ -273,8 +290,8 @@ class Workspace:
         self._rows = [slice(edges[t], edges[t + 1] + (t == T - 1)) for t in range(T)]
 
         # Forward partial sums: part t's X[:, rows]·W1[rows].  Part 0's goes straight into h.
-        self._h = np.empty((B, H), dtype)  # hidden values (sum of the parts, then ReLU)
-        self._partials = [self._h] + [np.empty((B, H), dtype) for _ in range(T - 1)]
+        self._partials = np.empty((T, B, H), dtype)
+        self._h = self._partials[0]  # hidden values (sum of the parts, then ReLU)
         self._dh = np.empty((B, H), dtype)
         # Θ(h) as 0/1 in ``dtype``: ReLU and mask are then same-dtype multiplies (13 us each at
         # 256x256), where np.maximum took 27 us and a float-by-bool multiply 35 us.
@@ -301,9 +318,17 @@ class Workspace:
         # (a GEMM on a column slice of a wider array measured ~20% slower).
         self._equal_widths = D % T == 0
         self._gathered = None
-        self._index = np.empty(B, np.intp)
+        self._index = np.empty((T, B), np.intp)
         self._blas = None  # threadpoolctl controller, found on first use (scanning takes ms)
         self._level1 = None  # _Level1 of NumPy's OpenBLAS (False: none), found on first use
+        # The compiled middle (relunet.kernels) splits the batch's examples over the parts:
+        # each part gets its own share of dW2 (transposed), summed in part order afterwards.
+        self._kernels_wanted = kernels
+        self._kernels = None  # the kernels namespace (False: NumPy code), found on first use
+        self._dW2T = np.empty((T, K, H), dtype)
+        self._db2 = np.empty((T, K), dtype)
+        self._sw = np.empty(B, np.float64)  # normalised example weights
+        self._part_loss = [0.0] * T
 
     # ------------------------------------------------------------------ batches
     def gather(self, X, y, index):
@@ -330,16 +355,18 @@ class Workspace:
         return self._gathered
 
     # ------------------------------------------------------------------ the three phases
-    # A batch is: phase A (each part: its forward GEMM), barrier, phase B (part 0: everything
-    # small; the other parts: gather the next batch), barrier, phase C (each part: its backward
-    # GEMM and the update of its rows).
+    # A batch is: phase A (each part: its forward GEMM), barrier, phase B (everything small:
+    # compiled, each part its share of the examples, then its block of the next batch; else
+    # part 0 alone while the other parts gather the next batch), barrier, phase C (each part:
+    # its backward GEMM and the update of its rows; part 0 also updates W2).
 
-    def _forward_part(self, t, W1, Xt):
+    def _forward_part(self, t, W1, Xt, bias=True):
         """Phase A: part t's share ``X[:, rows]·W1[rows]`` of x·w1 (the last part adds the
-        bias row).  ``Xt`` is the part's block of columns of the batch."""
-        out, rows = self._partials[t][: Xt.shape[0]], self._features[t]
+        bias row, unless ``bias`` is false: the compiled middle adds it in its own pass).
+        ``Xt`` is the part's block of columns of the batch."""
+        out, rows = self._partials[t, : Xt.shape[0]], self._features[t]
         np.dot(Xt, W1[rows], out=out)
-        if t == self.n_parts - 1:
+        if bias and t == self.n_parts - 1:
             out += W1[-1]  # the note's constant-1 input, without building a column of ones
 
     def _middle(self, W2, yb, weights, scale, alpha, grad_W2):
@@ -399,21 +426,54 @@ class Workspace:
         np.multiply(dh, on, out=dh)
         return data_loss
 
-    def _backward_part(self, t, W1, Xt, scale, alpha, grad_W1, blas=None):
-        """Phase C: part t's rows of ``scale · ∂L/∂W1`` (α-term included) into ``grad_W1``.
+    def _use_kernels(self):
+        """The :mod:`relunet.kernels` namespace if the compiled middle is to be used, else None."""
+        if self._kernels is None:
+            wanted = self._kernels_wanted
+            (D, H, _), kernels = self.shape, None
+            big = 4 * self.batch_size * D * H >= MIN_FLOPS_FOR_KERNELS
+            floats = self.dtype in (np.float32, np.float64)
+            if floats and (wanted == "numba" or (wanted is None and big)):
+                from . import kernels as _kernels_module
 
-        ``blas``: a :class:`_Level1` or None."""
-        b, features, rows = Xt.shape[0], self._features[t], self._rows[t]
+                kernels = _kernels_module.load()
+            if wanted == "numba" and kernels is None:
+                raise ImportError(
+                    "kernels='numba' needs numba: pip install 'relunet[fast]' "
+                    "(and RELUNET_KERNELS not set to 'numpy')")
+            self._kernels = kernels or False
+        return self._kernels or None
+
+    def _middle_part(self, kernels, t, W1, W2, yb, weights, scale):
+        """Phase B with the compiled kernel: part t's share of the examples (all of them when
+        one thread runs the parts in turn).  Stores its Σ sw_i L_i in ``_part_loss[t]``.
+
+        ``self._W2T`` must hold ``w2ᵀ`` (without the bias row) of this batch.
+        """
+        b = yb.shape[0]
+        cut = _split(b, self.n_parts)
+        i0, i1 = cut[t], cut[t + 1]
+        sw = self._sw
+        if weights is None:
+            sw[i0:i1] = 1.0 / b
+        else:
+            np.divide(weights[i0:i1], weights.sum(), out=sw[i0:i1])  # same Σ in every part
+        # h, softmax, df, dh and this part's share of dW2, GIL released (relunet.kernels)
+        self._part_loss[t] = kernels.middle(self._partials, W1[-1], self._W2T, W2[-1], yb, sw,
+                                            scale, i0, i1, self._dh, self._dW2T[t], self._db2[t])
+
+    def _batch_loss(self):
+        """The batch's mean (or weighted) data loss, from the parts' shares (fixed order)."""
+        return math.fsum(self._part_loss)
+
+    def _backward_part(self, t, Xt, grad):
+        """Phase C: part t's rows of ``scale · ∂L_d/∂W1`` (without the α-term: the update
+        adds it) into ``grad``, from ``dh`` (which already carries ``scale``)."""
+        b, features = Xt.shape[0], self._features[t]
         dh = self._dh[:b]
-        np.dot(Xt.T, dh, out=grad_W1[features])
+        np.dot(Xt.T, dh, out=grad[features])
         if t == self.n_parts - 1:
-            np.dot(self._ones[:b], dh, out=grad_W1[-1])  # Σ_i dh_i, BLAS gemv: 3x np.sum's
-        if alpha and blas is not None and blas.usable(W1[rows], grad_W1[rows]):
-            blas.axpy(scale * alpha, W1[rows], grad_W1[rows])  # one pass instead of two
-        elif alpha:
-            tmp = self._scratch[t]
-            np.multiply(W1[rows], scale * alpha, out=tmp)
-            grad_W1[rows] += tmp
+            np.dot(self._ones[:b], dh, out=grad[-1])  # Σ_i dh_i, BLAS gemv: 3x np.sum's
 
     # ------------------------------------------------------------------ public entry points
     def loss_and_grads(self, params, Xb, yb, alpha, weights=None):
@@ -440,11 +500,21 @@ class Workspace:
         W1, W2 = params
         dW1, dW2 = self.grads
         blocks = [Xb[:, features] for features in self._features]
+        kernels = self._use_kernels()
         for t in range(self.n_parts):
-            self._forward_part(t, W1, blocks[t])
-        loss = self._middle(W2, yb, weights, 1.0, alpha, dW2)
+            self._forward_part(t, W1, blocks[t], bias=kernels is None)
+        if kernels is None:
+            loss = self._middle(W2, yb, weights, 1.0, alpha, dW2)
+        else:
+            np.copyto(self._W2T, W2[:-1].T)
+            for t in range(self.n_parts):
+                self._middle_part(kernels, t, W1, W2, yb, weights, 1.0)
+            loss = self._batch_loss()
+            kernels.reduce_w2(self._dW2T, self._db2, self.n_parts, W2, alpha, dW2)
         for t in range(self.n_parts):
-            self._backward_part(t, W1, blocks[t], 1.0, alpha, dW1)
+            self._backward_part(t, blocks[t], dW1)
+        if alpha:
+            dW1 += alpha * W1
         return loss
 
     def run_epoch(self, params, X, y, sample_weight, order, alpha, optimizer, lr):
@@ -475,7 +545,8 @@ class Workspace:
         dW1, dW2 = self.grads
         T, B, n = self.n_parts, self.batch_size, X.shape[0]
         starts = range(0, n, B)
-        shared = {"total": 0.0, "weight": 0.0, "stop": False, "coeffs": None}
+        shared = {"total": 0.0, "weight": 0.0, "stop": False, "coeffs": None,
+                  "slots": [None, None]}
         state1 = [optimizer.state_of(0, rows) for rows in self._rows]
         state2 = optimizer.state_of(1)
 
@@ -519,16 +590,50 @@ class Workspace:
                 if blocks is None:
                     np.take(X, index, axis=0, out=rows[lo:hi], mode="clip")
                     continue
-                block_index = self._index[lo:hi]
+                block_index = self._index[0, lo:hi]
                 for t in range(T):
                     np.multiply(index, T, out=block_index)
                     block_index += t
                     np.take(X_blocks, block_index, axis=0, out=blocks[t][lo:hi], mode="clip")
 
+        def gather_own(k, t):
+            """Part t's share of gathering batch k: its own block of columns (so the block is
+            in the cache of the core that will multiply it), or its share of the rows."""
+            if order is None or k >= len(starts):
+                return
+            start = starts[k]
+            stop = min(start + B, n)
+            rows, blocks, ys, ws = buffers[k % 2]
+            if blocks is None:
+                cut = _split(stop - start, T)
+                lo, hi = cut[t], cut[t + 1]
+                np.take(X, order[start + lo : start + hi], axis=0, out=rows[lo:hi], mode="clip")
+            else:
+                index, b = order[start:stop], stop - start
+                block_index = self._index[t, :b]
+                np.multiply(index, T, out=block_index)
+                block_index += t
+                np.take(X_blocks, block_index, axis=0, out=blocks[t][:b], mode="clip")
+            if t == T - 1:
+                index = order[start:stop]
+                np.take(y, index, out=ys[: stop - start], mode="clip")
+                if sample_weight is not None:
+                    np.take(sample_weight, index, out=ws[: stop - start], mode="clip")
+
         errors = np.geterr()  # NumPy's error state is per thread: hand the caller's on
         if self._level1 is None:
             self._level1 = _level1_blas(self.dtype) or False
         level1 = self._level1 or None
+
+        def account(loss, yb, wb):
+            """Add the batch's loss to the totals; False (and stop) if it is not finite."""
+            if not math.isfinite(loss):
+                shared["total"], shared["stop"] = loss, True
+                return False
+            w = yb.shape[0] if wb is None else float(wb.sum())
+            shared["total"] += loss * w
+            shared["weight"] += w
+            return True
 
         def work(t, barrier):
             with np.errstate(**errors):
@@ -541,21 +646,50 @@ class Workspace:
                     if t == 0:
                         c = shared["coeffs"] = optimizer.begin(lr)
                         loss = self._middle(W2, yb, wb, c.scale, alpha, dW2)
-                        if not math.isfinite(loss):
-                            shared["total"], shared["stop"] = loss, True
-                        else:
-                            w = yb.shape[0] if wb is None else float(wb.sum())
-                            shared["total"] += loss * w
-                            shared["weight"] += w
+                        if account(loss, yb, wb):
                             optimizer.update(W2, dW2, state2, self._scratch2, c)
                     gather(k + 1, shared["chunks"])
                     barrier.wait()
                     if shared["stop"]:
                         return
                     c, rows = shared["coeffs"], self._rows[t]
-                    self._backward_part(t, W1, xs[t], c.scale, alpha, dW1, level1)
-                    optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t], c)
+                    self._backward_part(t, xs[t], dW1)
+                    optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t], c,
+                                     c.scale * alpha)
 
+        def work_compiled(t, barrier):
+            # As work, but phase B is the compiled middle, every part on its share of the
+            # examples (GIL released), then its own block of the next batch.  Part 0 starts the
+            # optimizer's step in phase A (every part needs its scale in phase B) and sums and
+            # applies dW2 in phase C.  Coefficients alternate between two slots: part 0 can
+            # be one batch ahead of the others' reads, never two (the barriers).
+            with np.errstate(**errors):
+                for k in range(len(starts)):
+                    xs, yb, wb = batch(k)
+                    self._forward_part(t, W1, xs[t], bias=False)
+                    if t == 0:
+                        shared["slots"][k % 2] = optimizer.begin(lr)
+                        np.copyto(self._W2T, W2[:-1].T)
+                    barrier.wait()
+                    c = shared["slots"][k % 2]
+                    self._middle_part(kernels, t, W1, W2, yb, wb, c.scale)
+                    gather_own(k + 1, t)
+                    barrier.wait()
+                    loss = self._batch_loss()  # every part gets the same number
+                    if not math.isfinite(loss):
+                        if t == 0:
+                            account(loss, yb, wb)
+                        return
+                    if t == 0:
+                        account(loss, yb, wb)
+                        kernels.reduce_w2(self._dW2T, self._db2, T, W2, c.scale * alpha, dW2)
+                        optimizer.update(W2, dW2, state2, self._scratch2, c)
+                    rows = self._rows[t]
+                    self._backward_part(t, xs[t], dW1)
+                    optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t], c,
+                                     c.scale * alpha)
+
+        kernels = self._use_kernels()
         gather(0, iter(range(n_chunks)))
         limit = nullcontext()
         if T > 1:
@@ -564,11 +698,11 @@ class Workspace:
             if self._blas is not None:
                 limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
         with limit:
-            optimizer.blas = level1
+            optimizer.blas, optimizer.kernels = level1, kernels
             try:
-                _run_parts(T, work)
+                _run_parts(T, work if kernels is None else work_compiled)
             finally:
-                optimizer.blas = None
+                optimizer.blas = optimizer.kernels = None
         if shared["stop"]:
             return shared["total"], 1.0
         return shared["total"], shared["weight"]

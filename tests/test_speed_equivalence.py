@@ -6,7 +6,8 @@ form of momentum SGD and Adam).  :class:`relunet.train.Trainer` runs
 :meth:`relunet.fastpath.Workspace.run_epoch` instead: buffers, the learning rate folded into
 ``df``, weights split into row blocks updated by several threads.  In float64 the two must
 agree to rounding, with one thread and with several, and the same seed must give the same
-weights bit for bit.  No timings are asserted here (see benchmarks/).
+weights bit for bit.  Every test runs twice: with the compiled kernels of relunet.kernels
+(numba) and with the NumPy code.  No timings are asserted here (see benchmarks/).
 """
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ def _data(seed=0, n=N, d=D, k=K):
     y = rng.integers(0, k, n)
     sw = rng.uniform(0.2, 2.0, n)
     return X, y, sw
+
+
+@pytest.fixture(params=["numpy", "numba"], autouse=True)
+def kernels(request, monkeypatch):
+    """Run the module's tests on both paths of the loop: NumPy calls, and compiled kernels
+    (made the default here even for these tiny networks)."""
+    if request.param == "numpy":
+        monkeypatch.setenv("RELUNET_KERNELS", "numpy")
+    else:
+        pytest.importorskip("numba", reason="the compiled kernels need numba (relunet[fast])")
+        monkeypatch.delenv("RELUNET_KERNELS", raising=False)
+        monkeypatch.setattr(fastpath, "MIN_FLOPS_FOR_KERNELS", 0)
+    return request.param
+
+
+def _compiled(ws):
+    """Whether the Workspace ran the compiled kernels."""
+    return bool(ws._kernels)
 
 
 @pytest.fixture(params=[1, 2, 3], ids=lambda t: f"{t}thread")
@@ -106,7 +125,7 @@ CASES = {
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_trainer_matches_the_naive_loop_in_float64(case, weighted, threads):
+def test_trainer_matches_the_naive_loop_in_float64(case, weighted, threads, kernels):
     X, y, sw = _data(1)
     sw = sw if weighted else None
     p0 = init_params(D, H, K, rng=2, dtype=np.float64)
@@ -117,6 +136,7 @@ def test_trainer_matches_the_naive_loop_in_float64(case, weighted, threads):
                           **naive_kw)
     expected_parts = min(threads, D)
     assert trainer._workspace.n_parts == expected_parts
+    assert _compiled(trainer._workspace) == (kernels == "numba")
     for got, want in zip(trainer.params, W, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(trainer.history.train_loss, losses, rtol=1e-11)
@@ -177,7 +197,7 @@ def test_thread_counts_agree_to_float_rounding(monkeypatch):
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3, 50])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_workspace_grads_equal_network_loss_and_grads(n_threads, weighted):
+def test_workspace_grads_equal_network_loss_and_grads(n_threads, weighted, kernels):
     X, y, sw = _data(5)
     params = init_params(D, H, K, rng=3, dtype=np.float64)
     params.W1[-1] = np.linspace(-0.3, 0.3, H)  # non-zero biases
@@ -186,6 +206,7 @@ def test_workspace_grads_equal_network_loss_and_grads(n_threads, weighted):
     ws = Workspace(D, H, K, 64, np.float64, n_threads=n_threads)
     assert ws.n_parts == min(n_threads, D)
     L = ws.loss_and_grads(params, X[:40], y[:40], 0.05, wb)
+    assert _compiled(ws) == (kernels == "numba")
     L_ref, g_ref = loss_and_grads(params, X[:40], y[:40], 0.05, sample_weight=wb)
     penalty = 0.05 / 2 * sum(float(np.sum(W * W)) for W in params)
     assert L == pytest.approx(L_ref - penalty, rel=1e-13)
@@ -242,10 +263,10 @@ def test_an_error_in_a_worker_thread_is_raised_and_nothing_hangs(monkeypatch):
     opt = make_optimizer("sgd", params)
     original = opt.update
 
-    def update(W, u, state, tmp, c):
+    def update(W, u, state, tmp, c, penalty=0.0):
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("boom in a worker")
-        return original(W, u, state, tmp, c)
+        return original(W, u, state, tmp, c, penalty)
 
     monkeypatch.setattr(opt, "update", update)
     with pytest.raises(RuntimeError, match="boom in a worker"):
