@@ -107,6 +107,12 @@ def machine_facts():
             )
     lines.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     try:
+        import numba
+    except ImportError:
+        lines.append("numba: not installed (relunet runs its NumPy code only)")
+    else:
+        lines.append(f"numba {numba.__version__} (relunet's compiled kernels, relunet[fast])")
+    try:
         import torch
     except ImportError:
         lines.append("PyTorch: not installed")

@@ -48,7 +48,9 @@ from _common import (  # noqa: E402
     rss_mb,
 )
 
-SYSTEMS = ("relunet", "torch", "sklearn")
+# relunet: as installed (with numba, relunet[fast], its compiled kernels); relunet-numpy: the
+# same with RELUNET_KERNELS=numpy, i.e. what a plain `pip install relunet` runs.
+SYSTEMS = ("relunet", "relunet-numpy", "torch", "sklearn")
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,20 @@ def fit_sklearn(X, y, cfg, epochs, threads):
     return seconds, float(clf.loss_)
 
 
-FITS = {"relunet": fit_relunet, "torch": fit_torch, "sklearn": fit_sklearn}
+def fit_relunet_numpy(X, y, cfg, epochs, threads):
+    saved = os.environ.get("RELUNET_KERNELS")
+    os.environ["RELUNET_KERNELS"] = "numpy"
+    try:
+        return fit_relunet(X, y, cfg, epochs, threads)
+    finally:
+        if saved is None:
+            del os.environ["RELUNET_KERNELS"]
+        else:
+            os.environ["RELUNET_KERNELS"] = saved
+
+
+FITS = {"relunet": fit_relunet, "relunet-numpy": fit_relunet_numpy, "torch": fit_torch,
+        "sklearn": fit_sklearn}
 
 
 def have_torch():

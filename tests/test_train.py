@@ -12,7 +12,7 @@ from relunet import History, TrainConfig, Trainer, TrainingDiverged, train
 from relunet.datasets import load_digits, make_spiral
 from relunet.network import Params, forward, init_params, loss
 from relunet.optim import Constant
-from relunet.train import EpochInfo, stratified_split
+from relunet.train import EpochInfo, _all_finite, stratified_split
 
 SOLVERS = ("gd", "sgd", "adam", "lbfgs")
 
@@ -135,6 +135,26 @@ def test_non_finite_inputs_are_refused_before_training(spiral):
         trainer.fit(bad, y)
     for W, old in zip(trainer.params, before, strict=True):
         np.testing.assert_array_equal(W, old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, "both infinities"])
+def test_the_finite_check_finds_every_non_finite_value(bad, dtype):
+    X = np.ones((9000, 3), dtype)  # more rows than a chunk of the fallback check
+    if bad == "both infinities":  # their sum is NaN
+        X[10, 0], X[8999, 2] = np.inf, -np.inf
+    else:
+        X[8999, 2] = bad
+    assert not _all_finite(X)
+
+
+def test_the_finite_check_accepts_finite_values_whose_sum_overflows():
+    X = np.full((5000, 2), np.finfo(np.float64).max / 2)  # Σ overflows to inf
+    assert _all_finite(X)
+    X[4999, 1] = np.nan
+    assert not _all_finite(X)
+    huge32 = np.full((100, 2), np.finfo(np.float32).max, np.float32)  # summed in float64
+    assert _all_finite(huge32)
 
 
 def test_zero_weight_rows_are_dropped_and_negative_weights_refused(spiral):
