@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -35,7 +36,11 @@ def load():
     if _KERNELS is None:
         try:
             _KERNELS = _compile()
-        except ImportError:
+        except ImportError:  # numba is not installed: the NumPy code runs
+            _KERNELS = False
+        except Exception as exc:  # noqa: BLE001 - installed but broken: say so, don't fail
+            warnings.warn(f"relunet: numba is installed but could not be used ({exc!r}); "
+                          "training uses the NumPy code", RuntimeWarning, stacklevel=2)
             _KERNELS = False
     return _KERNELS or None
 

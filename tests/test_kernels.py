@@ -186,6 +186,17 @@ def test_asking_for_the_kernels_without_numba_says_how_to_get_them(monkeypatch):
         ws.loss_and_grads(params, X, y, 0.0)
 
 
+def test_a_broken_numba_warns_and_leaves_the_numpy_code(monkeypatch):
+    def broken():
+        raise OSError("libllvmlite.so: cannot open shared object file")
+
+    monkeypatch.setattr(kernels_module, "_KERNELS", None)
+    monkeypatch.setattr(kernels_module, "_compile", broken)
+    with pytest.warns(RuntimeWarning, match="could not be used.*NumPy code"):
+        assert kernels_module.load() is None
+    assert kernels_module.load() is None  # said once, remembered
+
+
 def test_bad_kernels_arguments_are_refused():
     with pytest.raises(ValueError, match="kernels must be"):
         Workspace(3, 4, 2, 5, np.float64, kernels="fortran")
