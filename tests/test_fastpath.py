@@ -144,3 +144,46 @@ def test_predict_scores_equal_forward_in_any_chunking(chunk):
     params = init_params(6, 9, 4, rng=rng)
     f, _ = forward(params, X)
     np.testing.assert_allclose(predict_scores(params, X, chunk=chunk), f, rtol=1e-13, atol=1e-15)
+
+
+# ------------------------------------------------------------------ the kernels' logic
+
+
+def _plain_python_kernels():
+    """relunet.kernels' functions as plain Python: their logic, without numba."""
+    from types import SimpleNamespace
+
+    import relunet.kernels as k
+
+    return SimpleNamespace(middle=k._middle, reduce_w2=k._reduce_w2, sgd=k._sgd, adam=k._adam)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_kernels_logic_in_plain_python_equals_the_reference(n_threads, weighted):
+    # Runs without numba: the Workspace's compiled path with the uncompiled kernel functions.
+    params, X, y, sw = _problem(11, 7, 5, 6, 3)
+    sw = sw if weighted else None
+    ws = Workspace(5, 6, 3, 8, np.float64, n_threads=n_threads)
+    ws._kernels = _plain_python_kernels()
+    L = ws.loss_and_grads(params, X, y, 0.1, sw)
+    _assert_close(L, ws.grads, *_reference(params, X, y, 0.1, sw), rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_the_update_kernels_logic_in_plain_python_equals_the_numpy_rules(solver):
+    from relunet.optim import make_optimizer
+
+    rng = np.random.default_rng(0)
+    W0 = rng.standard_normal((4, 3))
+    grads = [rng.standard_normal(W0.shape) for _ in range(3)]
+    results = []
+    for kernels in (None, _plain_python_kernels()):
+        W = W0.copy()
+        opt = make_optimizer(solver, Params(W, W.copy()))
+        opt.kernels = kernels
+        for g in grads:
+            c = opt.begin(0.05)
+            opt.update(W, g * c.scale, opt.state_of(0), np.empty_like(W), c, c.scale * 0.1)
+        results.append(W)
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-13, atol=1e-15)
