@@ -8,73 +8,61 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _problems import assert_close, problem, reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relunet.fastpath import Workspace, predict_scores
-from relunet.network import Params, forward, init_params, loss_and_grads
+from relunet.network import Params, forward, init_params
+
+try:
+    import numba  # noqa: F401
+except ImportError:  # the compiled path is then tested as plain Python only (end of file)
+    KERNELS = ["numpy"]
+else:
+    KERNELS = ["numpy", "numba"]
 
 
-def _problem(seed, N, D, H, K, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    W1 = rng.standard_normal((D + 1, H)) * np.sqrt(2.0 / D)
-    W2 = rng.standard_normal((H + 1, K)) * np.sqrt(1.0 / H)
-    X = rng.standard_normal((N, D))
-    y = rng.integers(0, K, N)
-    sw = rng.uniform(0.1, 3.0, N)
-    params = Params(W1.astype(dtype), W2.astype(dtype))
-    return params, X.astype(dtype), y, sw
-
-
-def _reference(params, X, y, alpha, sw):
-    """network.loss_and_grads in float64, minus the penalty (the Workspace returns L_d/N)."""
-    p64 = Params(*(W.astype(np.float64) for W in params))
-    L, g = loss_and_grads(p64, X.astype(np.float64), y, alpha, sample_weight=sw)
-    penalty = alpha / 2 * sum(float(np.sum(W * W)) for W in p64)
-    return L - penalty, g
-
-
-def _assert_close(ws_loss, ws_grads, ref_loss, ref_grads, rtol):
-    assert ws_loss == pytest.approx(ref_loss, rel=rtol, abs=rtol)
-    for a, b in zip(ws_grads, ref_grads, strict=True):
-        scale = max(np.abs(b).max(), 1e-300)
-        np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
-
-
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     N=st.integers(1, 12),
     extra=st.integers(0, 5),
     D=st.integers(1, 6),
-    H=st.integers(1, 7),
+    H=st.integers(1, 9),
     K=st.integers(2, 5),
+    threads=st.integers(1, 4),
+    kernels=st.sampled_from(KERNELS),
     alpha=st.sampled_from([0.0, 1e-3, 0.5]),
     weighted=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_workspace_equals_reference_in_float64(N, extra, D, H, K, alpha, weighted, seed):
-    params, X, y, sw = _problem(seed, N, D, H, K)
+def test_workspace_equals_reference_in_float64(N, extra, D, H, K, threads, kernels, alpha,
+                                               weighted, seed):
+    # Both paths (NumPy calls, compiled kernels), 1-4 parts: also batches with fewer
+    # examples than parts, and buffers larger than the batch.
+    params, X, y, sw = problem(seed, N, D, H, K)
     sw = sw if weighted else None
-    ws = Workspace(D, H, K, N + extra, np.float64)  # buffer possibly larger than the batch
+    ws = Workspace(D, H, K, N + extra, np.float64, n_threads=threads, kernels=kernels)
     L = ws.loss_and_grads(params, X, y, alpha, sw)
     assert ws.grads.W1.dtype == np.float64
-    _assert_close(L, ws.grads, *_reference(params, X, y, alpha, sw), rtol=1e-12)
+    assert bool(ws._kernels) == (kernels == "numba")
+    assert_close(L, ws.grads, *reference(params, X, y, alpha, sw), rtol=1e-12)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 1e-2])
 def test_workspace_float32_stays_float32_and_matches_float64(weighted, alpha):
-    params, X, y, sw = _problem(3, 50, 8, 16, 4, dtype=np.float32)
+    params, X, y, sw = problem(3, 50, 8, 16, 4, dtype=np.float32)
     sw = sw if weighted else None
     ws = Workspace(8, 16, 4, 64, np.float32)
     L = ws.loss_and_grads(params, X, y, alpha, sw)
     assert ws.grads.W1.dtype == np.float32 and ws.grads.W2.dtype == np.float32
-    _assert_close(L, ws.grads, *_reference(params, X, y, alpha, sw), rtol=1e-5)
+    assert_close(L, ws.grads, *reference(params, X, y, alpha, sw), rtol=1e-5)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gather_by_index_array_gives_the_batch_of_those_rows(weighted):
-    params, X, y, sw = _problem(4, 30, 5, 6, 3)
+    params, X, y, sw = problem(4, 30, 5, 6, 3)
     ws = Workspace(5, 6, 3, 12, np.float64)
     index = np.array([29, 0, 7, 7, 13, 2, 21])  # unsorted, with a repeat
     Xb, yb = ws.gather(X, y, index)
@@ -82,20 +70,20 @@ def test_gather_by_index_array_gives_the_batch_of_those_rows(weighted):
     np.testing.assert_array_equal(yb, y[index])
     wb = sw[index] if weighted else None
     L = ws.loss_and_grads(params, Xb, yb, 0.1, wb)
-    _assert_close(L, ws.grads, *_reference(params, X[index], y[index], 0.1, wb), rtol=1e-12)
+    assert_close(L, ws.grads, *reference(params, X[index], y[index], 0.1, wb), rtol=1e-12)
 
 
 def test_gather_by_slice_is_a_view_and_gives_the_same_gradients():
-    params, X, y, _ = _problem(5, 30, 5, 6, 3)
+    params, X, y, _ = problem(5, 30, 5, 6, 3)
     ws = Workspace(5, 6, 3, 10, np.float64)
     Xb, yb = ws.gather(X, y, slice(10, 20))
     assert np.shares_memory(Xb, X)  # zero-copy
     L = ws.loss_and_grads(params, Xb, yb, 0.0)
-    _assert_close(L, ws.grads, *_reference(params, X[10:20], y[10:20], 0.0, None), rtol=1e-12)
+    assert_close(L, ws.grads, *reference(params, X[10:20], y[10:20], 0.0, None), rtol=1e-12)
 
 
 def test_index_gather_and_slice_gather_agree_bitwise():
-    params, X, y, _ = _problem(6, 30, 5, 6, 3)
+    params, X, y, _ = problem(6, 30, 5, 6, 3)
     ws_a = Workspace(5, 6, 3, 10, np.float64)
     ws_b = Workspace(5, 6, 3, 10, np.float64)
     La = ws_a.loss_and_grads(params, *ws_a.gather(X, y, slice(5, 15)), 0.1)
@@ -107,17 +95,17 @@ def test_index_gather_and_slice_gather_agree_bitwise():
 
 def test_shrinking_batches_reuse_buffers_without_stale_rows():
     # A full batch, then a short last batch: nothing of the first may leak into the second.
-    params, X, y, _ = _problem(7, 23, 4, 5, 3)
+    params, X, y, _ = problem(7, 23, 4, 5, 3)
     ws = Workspace(4, 5, 3, 10, np.float64)
     for start in range(0, 23, 10):
         index = np.arange(start, min(start + 10, 23))[::-1]
         Xb, yb = ws.gather(X, y, index)
         L = ws.loss_and_grads(params, Xb, yb, 0.01)
-        _assert_close(L, ws.grads, *_reference(params, X[index], y[index], 0.01, None), 1e-12)
+        assert_close(L, ws.grads, *reference(params, X[index], y[index], 0.01, None), 1e-12)
 
 
 def test_workspace_does_not_modify_params_or_data():
-    params, X, y, sw = _problem(8, 20, 4, 5, 3)
+    params, X, y, sw = problem(8, 20, 4, 5, 3)
     before = [A.copy() for A in (*params, X, y, sw)]
     ws = Workspace(4, 5, 3, 20, np.float64)
     ws.loss_and_grads(params, X, y, 0.3, sw)
@@ -162,12 +150,12 @@ def _plain_python_kernels():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_the_kernels_logic_in_plain_python_equals_the_reference(n_threads, weighted):
     # Runs without numba: the Workspace's compiled path with the uncompiled kernel functions.
-    params, X, y, sw = _problem(11, 7, 5, 6, 3)
+    params, X, y, sw = problem(11, 7, 5, 6, 3)
     sw = sw if weighted else None
     ws = Workspace(5, 6, 3, 8, np.float64, n_threads=n_threads)
     ws._kernels = _plain_python_kernels()
     L = ws.loss_and_grads(params, X, y, 0.1, sw)
-    _assert_close(L, ws.grads, *_reference(params, X, y, 0.1, sw), rtol=1e-12)
+    assert_close(L, ws.grads, *reference(params, X, y, 0.1, sw), rtol=1e-12)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])

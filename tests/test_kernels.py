@@ -1,21 +1,21 @@
 """The compiled kernels (relunet.kernels, numba) compute what the NumPy code computes.
 
 The references are network.loss_and_grads (the note's math, checked by hand, by finite
-differences and against scikit-learn elsewhere) and the update rules' NumPy code.  The whole
-training loop on both paths is compared with a naive loop in test_speed_equivalence.py.
+differences and against scikit-learn elsewhere) and the update rules' NumPy code.  The
+Workspace on both paths is held to the reference by a property test in test_fastpath.py, and
+the whole training loop on both paths to a naive loop in test_speed_equivalence.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from _problems import assert_close, problem, reference
 
 import relunet.fastpath as fastpath
 import relunet.kernels as kernels_module
 from relunet.fastpath import Workspace
-from relunet.network import Params, loss_and_grads
+from relunet.network import Params
 from relunet.optim import make_optimizer
 
 numba = pytest.importorskip("numba", reason="the compiled kernels need numba (relunet[fast])")
@@ -26,68 +26,22 @@ def _kernels_on(monkeypatch):
     monkeypatch.delenv("RELUNET_KERNELS", raising=False)
 
 
-def _problem(seed, N, D, H, K, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    W1 = rng.standard_normal((D + 1, H)) * np.sqrt(2.0 / D)
-    W2 = rng.standard_normal((H + 1, K)) * np.sqrt(1.0 / H)
-    X = rng.standard_normal((N, D))
-    y = rng.integers(0, K, N)
-    sw = rng.uniform(0.1, 3.0, N)
-    return Params(W1.astype(dtype), W2.astype(dtype)), X.astype(dtype), y, sw
-
-
-def _reference(params, X, y, alpha, sw):
-    """network.loss_and_grads in float64, minus the penalty (the Workspace returns L_d/N)."""
-    p64 = Params(*(W.astype(np.float64) for W in params))
-    L, g = loss_and_grads(p64, X.astype(np.float64), y, alpha, sample_weight=sw)
-    return L - alpha / 2 * sum(float(np.sum(W * W)) for W in p64), g
-
-
-def _assert_close(loss, grads, ref_loss, ref_grads, rtol):
-    assert loss == pytest.approx(ref_loss, rel=rtol, abs=rtol)
-    for a, b in zip(grads, ref_grads, strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=rtol * max(np.abs(b).max(), 1e-300))
-
-
 # ------------------------------------------------------------------ the middle of a batch
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    N=st.integers(1, 12),
-    extra=st.integers(0, 4),
-    D=st.integers(1, 6),
-    H=st.integers(1, 9),
-    K=st.integers(2, 5),
-    threads=st.integers(1, 4),
-    alpha=st.sampled_from([0.0, 1e-3, 0.5]),
-    weighted=st.booleans(),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_compiled_workspace_equals_reference_in_float64(N, extra, D, H, K, threads, alpha,
-                                                       weighted, seed):
-    # Includes batches smaller than the number of parts (parts with no examples).
-    params, X, y, sw = _problem(seed, N, D, H, K)
-    sw = sw if weighted else None
-    ws = Workspace(D, H, K, N + extra, np.float64, n_threads=threads, kernels="numba")
-    L = ws.loss_and_grads(params, X, y, alpha, sw)
-    assert ws._kernels
-    _assert_close(L, ws.grads, *_reference(params, X, y, alpha, sw), rtol=1e-12)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_compiled_float32_stays_float32_and_matches_float64(weighted):
-    params, X, y, sw = _problem(3, 50, 8, 16, 4, dtype=np.float32)
+    params, X, y, sw = problem(3, 50, 8, 16, 4, dtype=np.float32)
     sw = sw if weighted else None
     ws = Workspace(8, 16, 4, 64, np.float32, n_threads=2, kernels="numba")
     L = ws.loss_and_grads(params, X, y, 1e-2, sw)
     assert ws.grads.W1.dtype == np.float32 and ws.grads.W2.dtype == np.float32
-    _assert_close(L, ws.grads, *_reference(params, X, y, 1e-2, sw), rtol=1e-5)
+    assert_close(L, ws.grads, *reference(params, X, y, 1e-2, sw), rtol=1e-5)
 
 
 def test_compiled_and_numpy_paths_agree_on_an_mnist_sized_batch():
     # The shapes of the benchmark's reference configuration, in float32.
-    params, X, y, _ = _problem(0, 256, 784, 256, 10, dtype=np.float32)
+    params, X, y, _ = problem(0, 256, 784, 256, 10, dtype=np.float32)
     X = np.abs(X)
     results = []
     for kernels in ("numpy", "numba"):
@@ -104,7 +58,7 @@ def test_compiled_and_numpy_paths_agree_on_an_mnist_sized_batch():
 def test_a_non_finite_weight_gives_a_non_finite_loss(bad):
     # fastmath is on without the no-NaN/no-inf flags: a diverged network must not be masked
     # (e.g. the ReLU must not turn a NaN or -inf pre-activation into 0).
-    params, X, y, _ = _problem(1, 8, 3, 4, 3)
+    params, X, y, _ = problem(1, 8, 3, 4, 3)
     params.W1[0, :] = bad  # every hidden unit of every example with x_0 != 0
     ws = Workspace(3, 4, 3, 8, np.float64, kernels="numba")
     assert not np.isfinite(ws.loss_and_grads(params, X, y, 0.0))
@@ -162,13 +116,13 @@ def test_the_environment_variable_turns_the_kernels_off(monkeypatch):
     assert kernels_module.load() is None
     monkeypatch.setattr(fastpath, "MIN_FLOPS_FOR_KERNELS", 0)
     ws = Workspace(3, 4, 2, 5, np.float64)
-    params, X, y, _ = _problem(0, 5, 3, 4, 2)
+    params, X, y, _ = problem(0, 5, 3, 4, 2)
     ws.loss_and_grads(params, X, y, 0.0)
     assert ws._kernels is False
 
 
 def test_by_default_small_batches_use_numpy_and_big_ones_the_kernels(monkeypatch):
-    params, X, y, _ = _problem(0, 5, 3, 4, 2)
+    params, X, y, _ = problem(0, 5, 3, 4, 2)
     small = Workspace(3, 4, 2, 5, np.float64)
     small.loss_and_grads(params, X, y, 0.0)
     assert small._kernels is False  # not worth importing numba for
@@ -180,7 +134,7 @@ def test_by_default_small_batches_use_numpy_and_big_ones_the_kernels(monkeypatch
 
 def test_asking_for_the_kernels_without_numba_says_how_to_get_them(monkeypatch):
     monkeypatch.setattr(kernels_module, "load", lambda: None)
-    params, X, y, _ = _problem(0, 5, 3, 4, 2)
+    params, X, y, _ = problem(0, 5, 3, 4, 2)
     ws = Workspace(3, 4, 2, 5, np.float64, kernels="numba")
     with pytest.raises(ImportError, match=r"relunet\[fast\]"):
         ws.loss_and_grads(params, X, y, 0.0)
