@@ -513,8 +513,10 @@ class Workspace:
             kernels.reduce_w2(self._dW2T, self._db2, self.n_parts, W2, alpha, dW2)
         for t in range(self.n_parts):
             self._backward_part(t, blocks[t], dW1)
-        if alpha:
-            dW1 += alpha * W1
+        if alpha:  # the α-term, through the per-part scratch (no temporary)
+            for t, rows in enumerate(self._rows):
+                np.multiply(W1[rows], alpha, out=self._scratch[t])
+                dW1[rows] += self._scratch[t]
         return loss
 
     def run_epoch(self, params, X, y, sample_weight, order, alpha, optimizer, lr):
@@ -573,28 +575,34 @@ class Workspace:
                   else [block[:b] for block in blocks])
             return xs, ys[:b], (None if sample_weight is None else ws[:b])
 
+        def take_x(rows, blocks, index, lo, hi, t, block_index):
+            """``X[index]`` into rows lo:hi of the buffer: whole rows, or part t's block of
+            columns (``block_index``: scratch of len(index))."""
+            if blocks is None:
+                np.take(X, index, axis=0, out=rows[lo:hi], mode="clip")
+                return
+            np.multiply(index, T, out=block_index)
+            block_index += t
+            np.take(X_blocks, block_index, axis=0, out=blocks[t][lo:hi], mode="clip")
+
+        def take_labels(ys, ws, index, lo, hi):
+            np.take(y, index, out=ys[lo:hi], mode="clip")
+            if sample_weight is not None:
+                np.take(sample_weight, index, out=ws[lo:hi], mode="clip")
+
         def gather(k, chunks):
             """Gather the chunks handed out by ``chunks`` (shared iterator) of batch k."""
             if order is None or k >= len(starts):
                 return
             start = starts[k]
-            stop = min(start + B, n)
             rows, blocks, ys, ws = buffers[k % 2]
-            cut = _split(stop - start, n_chunks)
+            cut = _split(min(start + B, n) - start, n_chunks)
             for c in chunks:  # next() on a shared iterator: each chunk goes to one thread
                 lo, hi = cut[c], cut[c + 1]
                 index = order[start + lo : start + hi]
-                np.take(y, index, out=ys[lo:hi], mode="clip")
-                if sample_weight is not None:
-                    np.take(sample_weight, index, out=ws[lo:hi], mode="clip")
-                if blocks is None:
-                    np.take(X, index, axis=0, out=rows[lo:hi], mode="clip")
-                    continue
-                block_index = self._index[0, lo:hi]
-                for t in range(T):
-                    np.multiply(index, T, out=block_index)
-                    block_index += t
-                    np.take(X_blocks, block_index, axis=0, out=blocks[t][lo:hi], mode="clip")
+                take_labels(ys, ws, index, lo, hi)
+                for t in range(1 if blocks is None else T):
+                    take_x(rows, blocks, index, lo, hi, t, self._index[0, lo:hi])
 
         def gather_own(k, t):
             """Part t's share of gathering batch k: its own block of columns (so the block is
@@ -602,23 +610,12 @@ class Workspace:
             if order is None or k >= len(starts):
                 return
             start = starts[k]
-            stop = min(start + B, n)
+            b = min(start + B, n) - start
             rows, blocks, ys, ws = buffers[k % 2]
-            if blocks is None:
-                cut = _split(stop - start, T)
-                lo, hi = cut[t], cut[t + 1]
-                np.take(X, order[start + lo : start + hi], axis=0, out=rows[lo:hi], mode="clip")
-            else:
-                index, b = order[start:stop], stop - start
-                block_index = self._index[t, :b]
-                np.multiply(index, T, out=block_index)
-                block_index += t
-                np.take(X_blocks, block_index, axis=0, out=blocks[t][:b], mode="clip")
+            lo, hi = (0, b) if blocks is not None else _split(b, T)[t : t + 2]
+            take_x(rows, blocks, order[start + lo : start + hi], lo, hi, t, self._index[t, lo:hi])
             if t == T - 1:
-                index = order[start:stop]
-                np.take(y, index, out=ys[: stop - start], mode="clip")
-                if sample_weight is not None:
-                    np.take(sample_weight, index, out=ws[: stop - start], mode="clip")
+                take_labels(ys, ws, order[start : start + b], 0, b)
 
         errors = np.geterr()  # NumPy's error state is per thread: hand the caller's on
         if self._level1 is None:
