@@ -10,29 +10,32 @@ products are small) plus a few passes over the weights, so the rules are:
 * **Every product is** ``np.dot(..., out=)`` into a preallocated C-contiguous buffer.  That
   goes straight to BLAS, also for transposed or column-sliced operands (``np.matmul`` with
   ``out=`` and a transposed operand was measured 2.6x slower).
-* **One BLAS library only.**  NumPy and SciPy wheels each bundle their own OpenBLAS, each with
-  its own spinning thread pool.  Alternating between them (the previous version did its
-  ``axpy`` through ``scipy.linalg.blas``) made an epoch 5-20x slower on a 2-core machine, so
-  nothing here calls SciPy.  The weight updates call NumPy's own OpenBLAS level-1 routines
-  through ctypes (:class:`_Level1`: ``y += a·x`` in one pass where NumPy needs two).
+* **One BLAS library per epoch.**  NumPy and SciPy wheels each bundle their own OpenBLAS,
+  each with its own spinning thread pool.  Alternating between them (the previous version did
+  its ``axpy`` through ``scipy.linalg.blas``) made an epoch 5-20x slower on a 2-core machine.
+  The NumPy loop calls NumPy's BLAS only; its weight updates call NumPy's own OpenBLAS
+  level-1 routines through ctypes (:class:`_Level1`: ``y += a·x`` in one pass where NumPy
+  needs two).  The compiled epoch's GEMMs are numba's ``np.dot``, i.e. SciPy's BLAS only.
 * **Our threads, not BLAS's.**  OpenBLAS splits each GEMM over its threads and then has them
   spin-wait for the next call; on a machine whose cores are shared that wait costs whole
   scheduler slices (a 10-column GEMM was seen taking 3 ms).  Instead, during an epoch BLAS is
   limited to one thread (``threadpoolctl``, restored afterwards) and the batch is split into
   ``n_threads`` *parts* run by that many Python threads.  NumPy releases the GIL inside BLAS
   and inside ufuncs on large arrays, so the parts really run in parallel; the threads meet at
-  a barrier twice per batch (:class:`_Barrier`: a short spin, then a futex sleep).
+  a barrier twice per batch (:class:`_Barrier`: a short spin, then a futex sleep; compiled:
+  a spin on memory, :func:`relunet.kernels._meet`).
   Part ``t`` owns a block of rows of ``W1`` (a block of input features), which splits
   each big GEMM in two without any reduction, and lets each part update its own rows of
   ``W1`` and of the optimizer state: contiguous memory, no locks.  See :meth:`Workspace.run_epoch`.
-* **The small work: compiled when numba is there, else serial under the gather.**  Between
-  the GEMMs come the sum of the parts' products, ReLU, softmax, ``df``, the ``K``-wide
-  products and the mask.  With numba installed (``relunet[fast]``) that is one compiled
-  function (:mod:`relunet.kernels`) that releases the GIL: every part runs it on its share of
-  the batch's examples, then gathers its own block of the next batch, and the optimizer's
-  update is one compiled pass too.  Without numba it is ~30 small NumPy calls, slow to share
-  between threads (every call hands the GIL over), so part 0 does them alone while the other
-  parts gather the *next* batch into a second buffer (double buffering).
+* **With numba, no Python per batch.**  With numba installed (``relunet[fast]``), each
+  part's whole epoch is one compiled function that releases the GIL
+  (:func:`relunet.kernels._epoch_part`): the same GEMMs, then the per-example middle (the
+  parts' sum, ReLU, softmax, ``df``, the ``K``-wide products, the mask) on its share of the
+  batch's examples, the gather of its own block of the next batch (``memcpy`` per row), its
+  rows of ``dW2`` and ``w2``, and one-pass updates.  Without numba the middle is ~30 small
+  NumPy calls, slow to share between threads (every call hands the GIL over), so part 0 does
+  them alone while the other parts gather the *next* batch into a second buffer (double
+  buffering).
 * **No temporaries.**  ``np.take(..., mode="clip", out=)`` gathers a batch straight into its
   buffer (the default ``mode="raise"`` writes to a temporary and copies it: 3x slower); the
   optimizer's ``-lr`` (or Adam's ``1-β1``) is folded into ``df``, so the backward GEMMs yield
@@ -57,6 +60,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from . import kernels as kernels_module
 from .network import Params
 
 __all__ = ["Workspace", "default_threads", "predict_scores"]
@@ -236,6 +240,59 @@ def _split(n, parts):
     return [n * p // parts for p in range(parts + 1)]
 
 
+def _rule_of(optimizer, dtype):
+    """``(code, hyper)`` of :class:`relunet.kernels.EpochRule` for the optimizer's rule, or
+    None for a rule the kernels don't implement (then the loop calls its ``update``)."""
+    from . import optim
+
+    kind = type(optimizer)
+    zeros = (0.0,) * 6
+    if kind is optim.GradientDescent:
+        return kernels_module.GD, zeros
+    if kind is optim.SGD:
+        return kernels_module.SGD, (optimizer.momentum, float(optimizer.nesterov), 0, 0, 0, 0)
+    if kind is optim.Adam:
+        b1, b2 = optimizer.beta_1, optimizer.beta_2
+        return kernels_module.ADAM, (0, 0, b1, b2, (1 - b2) / (1 - b1) ** 2, optimizer.epsilon)
+    return None
+
+
+def _run_compiled_parts(n, run_part, sync):
+    """Run ``run_part(t)`` for ``t = 0 .. n-1``, each on a thread of its own; returns part
+    0's result.
+
+    This thread only waits, in short joins, so Ctrl-C still reaches it: then, as when a part
+    raises, the abort flag in ``sync`` stops the other parts at their next meeting, and the
+    exception is re-raised here once every thread has finished.
+    """
+    results, errors = [None] * n, []
+    abort = kernels_module.SLOT * n
+
+    def guarded(part):
+        try:
+            results[part] = run_part(part)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            errors.append(exc)
+            sync[abort] = 1
+
+    threads = [threading.Thread(target=guarded, args=(p,), name=f"relunet-part-{p}",
+                                daemon=True) for p in range(n)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.05)
+    except BaseException:
+        sync[abort] = 1
+        for t in threads:
+            t.join()
+        raise
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
 class Workspace:
     """Preallocated buffers (and a thread plan) for mini-batches of at most ``batch_size``.
 
@@ -251,10 +308,13 @@ class Workspace:
         Parts the work of a batch is split into, each run by its own thread.  Default:
         :func:`default_threads`, reduced for small networks (see ``MIN_FLOPS_PER_THREAD``).
     kernels : {None, "numba", "numpy"}, optional
-        The per-example work and the updates as compiled kernels (:mod:`relunet.kernels`,
-        needs numba) or as NumPy calls.  Default None: compiled if numba can be imported, the
-        environment variable ``RELUNET_KERNELS`` is not ``numpy``, and a batch is big enough
-        to gain (``MIN_FLOPS_FOR_KERNELS``).  The two agree to float rounding.
+        Compiled code (:mod:`relunet.kernels`, needs numba: in :meth:`run_epoch` each
+        thread's whole epoch, in :meth:`loss_and_grads` the per-example middle) or NumPy
+        calls.  Default None: compiled if numba can be imported, the environment variable
+        ``RELUNET_KERNELS`` is not ``numpy``, and a batch is big enough to gain
+        (``MIN_FLOPS_FOR_KERNELS``).  The two agree to float rounding.  The compiled epoch
+        takes the update rules of :mod:`relunet.optim` (not subclasses of them: those, and an
+        X that is not C-contiguous, take the NumPy loop).
 
     Attributes
     ----------
@@ -326,9 +386,14 @@ class Workspace:
         self._kernels_wanted = kernels
         self._kernels = None  # the kernels namespace (False: NumPy code), found on first use
         self._dW2T = np.empty((T, K, H), dtype)
+        # ... and part t sums and applies rows _w2_rows[t] of dW2 (the last: the bias row too),
+        # so that no part waits at the next barrier for another's share of the W2 work.
+        cuts = _split(H + 1, T)
+        self._w2_rows = [slice(cuts[t], cuts[t + 1]) for t in range(T)]
         self._db2 = np.empty((T, K), dtype)
         self._sw = np.empty(B, np.float64)  # normalised example weights
         self._part_loss = [0.0] * T
+        self._epoch_buffers = None  # the compiled epoch's gather buffers, on first use
 
     # ------------------------------------------------------------------ batches
     def gather(self, X, y, index):
@@ -356,9 +421,10 @@ class Workspace:
 
     # ------------------------------------------------------------------ the three phases
     # A batch is: phase A (each part: its forward GEMM), barrier, phase B (everything small:
-    # compiled, each part its share of the examples, then its block of the next batch; else
-    # part 0 alone while the other parts gather the next batch), barrier, phase C (each part:
-    # its backward GEMM and the update of its rows; part 0 also updates W2).
+    # part 0 alone while the other parts gather the next batch; compiled, each part its share
+    # of the examples, then its block of the next batch), barrier, phase C (each part: its
+    # backward GEMM and the update of its rows; part 0 also updates W2, compiled each part
+    # its rows of W2).
 
     def _forward_part(self, t, W1, Xt, bias=True):
         """Phase A: part t's share ``X[:, rows]·W1[rows]`` of x·w1 (the last part adds the
@@ -510,7 +576,7 @@ class Workspace:
             for t in range(self.n_parts):
                 self._middle_part(kernels, t, W1, W2, yb, weights, 1.0)
             loss = self._batch_loss()
-            kernels.reduce_w2(self._dW2T, self._db2, self.n_parts, W2, alpha, dW2)
+            kernels.reduce_w2(self._dW2T, self._db2, self.n_parts, W2, alpha, dW2, 0, W2.shape[0])
         for t in range(self.n_parts):
             self._backward_part(t, blocks[t], dW1)
         if alpha:  # the α-term, through the per-part scratch (no temporary)
@@ -543,12 +609,16 @@ class Workspace:
             sum of example weights), and Σ of those weights.  If a batch's loss is not
             finite, the epoch stops before that batch's update and ``total`` is that loss.
         """
+        kernels = self._use_kernels()
+        rule = _rule_of(optimizer, self.dtype) if kernels is not None else None
+        if rule is not None and X.flags.c_contiguous:
+            return self._run_epoch_compiled(kernels, rule, params, X, y, sample_weight, order,
+                                            alpha, optimizer, lr)
         W1, W2 = params
         dW1, dW2 = self.grads
         T, B, n = self.n_parts, self.batch_size, X.shape[0]
         starts = range(0, n, B)
-        shared = {"total": 0.0, "weight": 0.0, "stop": False, "coeffs": None,
-                  "slots": [None, None]}
+        shared = {"total": 0.0, "weight": 0.0, "stop": False, "coeffs": None}
         state1 = [optimizer.state_of(0, rows) for rows in self._rows]
         state2 = optimizer.state_of(1)
 
@@ -604,19 +674,6 @@ class Workspace:
                 for t in range(1 if blocks is None else T):
                     take_x(rows, blocks, index, lo, hi, t, self._index[0, lo:hi])
 
-        def gather_own(k, t):
-            """Part t's share of gathering batch k: its own block of columns (so the block is
-            in the cache of the core that will multiply it), or its share of the rows."""
-            if order is None or k >= len(starts):
-                return
-            start = starts[k]
-            b = min(start + B, n) - start
-            rows, blocks, ys, ws = buffers[k % 2]
-            lo, hi = (0, b) if blocks is not None else _split(b, T)[t : t + 2]
-            take_x(rows, blocks, order[start + lo : start + hi], lo, hi, t, self._index[t, lo:hi])
-            if t == T - 1:
-                take_labels(ys, ws, order[start : start + b], 0, b)
-
         errors = np.geterr()  # NumPy's error state is per thread: hand the caller's on
         if self._level1 is None:
             self._level1 = _level1_blas(self.dtype) or False
@@ -654,39 +711,6 @@ class Workspace:
                     optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t], c,
                                      c.scale * alpha)
 
-        def work_compiled(t, barrier):
-            # As work, but phase B is the compiled middle, every part on its share of the
-            # examples (GIL released), then its own block of the next batch.  Part 0 starts the
-            # optimizer's step in phase A (every part needs its scale in phase B) and sums and
-            # applies dW2 in phase C.  Coefficients alternate between two slots: part 0 can
-            # be one batch ahead of the others' reads, never two (the barriers).
-            with np.errstate(**errors):
-                for k in range(len(starts)):
-                    xs, yb, wb = batch(k)
-                    self._forward_part(t, W1, xs[t], bias=False)
-                    if t == 0:
-                        shared["slots"][k % 2] = optimizer.begin(lr)
-                        np.copyto(self._W2T, W2[:-1].T)
-                    barrier.wait()
-                    c = shared["slots"][k % 2]
-                    self._middle_part(kernels, t, W1, W2, yb, wb, c.scale)
-                    gather_own(k + 1, t)
-                    barrier.wait()
-                    loss = self._batch_loss()  # every part gets the same number
-                    if not math.isfinite(loss):
-                        if t == 0:
-                            account(loss, yb, wb)
-                        return
-                    if t == 0:
-                        account(loss, yb, wb)
-                        kernels.reduce_w2(self._dW2T, self._db2, T, W2, c.scale * alpha, dW2)
-                        optimizer.update(W2, dW2, state2, self._scratch2, c)
-                    rows = self._rows[t]
-                    self._backward_part(t, xs[t], dW1)
-                    optimizer.update(W1[rows], dW1[rows], state1[t], self._scratch[t], c,
-                                     c.scale * alpha)
-
-        kernels = self._use_kernels()
         gather(0, iter(range(n_chunks)))
         limit = nullcontext()
         if T > 1:
@@ -695,14 +719,76 @@ class Workspace:
             if self._blas is not None:
                 limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
         with limit:
-            optimizer.blas, optimizer.kernels = level1, kernels
+            optimizer.blas = level1
             try:
-                _run_parts(T, work if kernels is None else work_compiled)
+                _run_parts(T, work)
             finally:
-                optimizer.blas = optimizer.kernels = None
+                optimizer.blas = None
         if shared["stop"]:
             return shared["total"], 1.0
         return shared["total"], shared["weight"]
+
+
+    def _run_epoch_compiled(self, kernels, rule, params, X, y, sample_weight, order, alpha,
+                            optimizer, lr):
+        """:meth:`run_epoch` with every part's whole epoch one compiled call (GIL released):
+        :func:`relunet.kernels._epoch_part`, which does what ``work`` does above, batch by batch.
+
+        The rule's coefficients of all the epoch's steps are taken up front (``begin``), so
+        after a non-finite loss Adam's step count is ahead: the trainer restores it.
+        """
+        W1, W2 = params
+        dW1, dW2 = self.grads
+        T, B, n, (D, H, _) = self.n_parts, self.batch_size, X.shape[0], self.shape
+        n_batches = -(-n // B)
+        if order is None:
+            order = np.arange(n)
+        elif order.shape != (n,) or (n and (order.min() < 0 or order.max() >= n)):
+            raise ValueError(f"order must be {n} row numbers in 0..{n - 1}")
+        scale, steps = np.empty(n_batches), np.empty((n_batches, 2), self.dtype)
+        for k in range(n_batches):  # the rule's coefficients of each step (its t for Adam)
+            c = optimizer.begin(lr)
+            scale[k], steps[k] = c.scale, (c.scale * alpha, c.lr)
+        code, hyper = rule
+
+        def state(i):  # the rule's state of parameter i as (m, v), unused slots empty
+            empty = np.empty((0, 0), self.dtype)
+            return (*optimizer.state_of(i), empty, empty)[:2]
+
+        if self._epoch_buffers is None:
+            width = max(r.stop - r.start for r in self._features)
+            self._epoch_buffers = (np.empty((2, T, B * width), self.dtype),
+                                   np.empty((2, B), np.intp), np.empty((2, B), np.float64))
+        blocks, ys, ws = self._epoch_buffers
+        edges = np.array([f.start for f in self._features] + [D], np.intp)
+        w2_edges = np.array([r.start for r in self._w2_rows] + [H + 1], np.intp)
+        sync = np.zeros(kernels_module.SLOT * (T + 1), np.int64)
+        work = kernels_module.EpochWork(
+            edges, w2_edges, blocks, ys, ws, np.empty(n_batches), self._partials, self._dh,
+            self._dW2T, self._db2, self._W2T, self._sw, self._ones, np.zeros(T),
+            np.empty(n_batches), sync)
+        data = kernels_module.EpochData(
+            X, np.ascontiguousarray(order, np.intp), np.ascontiguousarray(y, np.intp),
+            np.empty(0) if sample_weight is None
+            else np.ascontiguousarray(sample_weight, np.float64))
+        net = kernels_module.EpochNet(W1, W2, dW1, dW2, *state(0), *state(1))
+        rule = kernels_module.EpochRule(code, np.array(hyper, self.dtype), scale, steps)
+        limit = nullcontext()
+        if self._blas is None:
+            self._blas = _blas_controller()
+        if self._blas is not None:
+            limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
+        with limit:
+            done = _run_compiled_parts(T, lambda t: kernels.epoch_part(t, data, net, rule, work),
+                                       sync)
+        if done < n_batches:  # batch done-1 gave a non-finite loss and was not applied
+            return float(work.losses[done - 1]), 1.0
+        total = weight = 0.0
+        for k in range(n_batches):  # in batch order, as the NumPy loop adds them up
+            w = float(work.batch_weight[k])
+            total += float(work.losses[k]) * w
+            weight += w
+        return total, weight
 
 
 def predict_scores(params, X, *, chunk=8192):

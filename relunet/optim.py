@@ -18,8 +18,9 @@ choosing (the loop folds it into ``df``, where it costs nothing):
 A rule's ``blas`` attribute, while the training loop sets it, is level-1 BLAS for the dtype
 (:class:`relunet.fastpath._Level1`: ``axpy``, ``axpby``, ``scal``, ``usable``): ``y = a·x + b·y``
 in one pass, where NumPy needs two or three (``tmp = a·x``; ``y *= b``; ``y += tmp``).  The
-loop resets it to None after the epoch; rules with no use for it ignore it.  Likewise
-``kernels``: the compiled one-pass updates of :mod:`relunet.kernels`, when numba is installed.
+loop resets it to None after the epoch; rules with no use for it ignore it.  (With numba,
+the loop runs these three rules as compiled code of its own, :mod:`relunet.kernels`, which
+tests hold to the code here.)
 
 Each NumPy ufunc is one pass over memory, so the rules are written to use few of them.
 """
@@ -63,7 +64,6 @@ class _Rule:
 
     state: tuple = ()
     blas = None  # level-1 BLAS while the training loop runs (see above); else None
-    kernels = None  # relunet.kernels while the training loop runs, if numba is there
 
     def _add_penalty(self, W, u, penalty, tmp):
         """``u += penalty · W``: the α-term of the gradient, scaled like ``u``."""
@@ -75,19 +75,6 @@ class _Rule:
         else:
             np.multiply(W, penalty, out=tmp)
             u += tmp
-
-    def _compiled(self, *arrays):
-        """The compiled kernels if they are on and ``arrays`` suit them (C-contiguous, one
-        float dtype, one shape), else None."""
-        kernels = self.kernels
-        if kernels is None:
-            return None
-        first = arrays[0]
-        if first.dtype not in (np.float32, np.float64) or not all(
-                a.flags.c_contiguous and a.dtype == first.dtype and a.shape == first.shape
-                for a in arrays):
-            return None
-        return kernels
 
     def state_of(self, i, rows=slice(None)):
         """Views of the state of parameter ``i`` (0: W1, 1: W2), restricted to ``rows``."""
@@ -135,12 +122,6 @@ class SGD(_Rule):
     def update(self, W, u, state, tmp, c, penalty=0.0):
         (v,) = state
         mu = self.momentum
-        kernels = self._compiled(W, u, v)
-        if kernels is not None:  # the penalty and the whole rule in one pass
-            real = W.dtype.type
-            kernels.sgd(W.reshape(-1), u.reshape(-1), v.reshape(-1), real(penalty), real(mu),
-                        bool(self.nesterov))
-            return
         self._add_penalty(W, u, penalty, tmp)
         blas = self.blas
         if blas is not None and blas.usable(W, u, v):
@@ -181,13 +162,6 @@ class Adam(_Rule):
     def update(self, W, u, state, tmp, c, penalty=0.0):
         m, v = state
         b1, b2 = self.beta_1, self.beta_2
-        kernels = self._compiled(W, u, m, v)
-        if kernels is not None:  # the penalty and the whole rule in one pass
-            real = W.dtype.type
-            kernels.adam(W.reshape(-1), u.reshape(-1), m.reshape(-1), v.reshape(-1),
-                         real(penalty), real(b1), real(b2), real((1 - b2) / (1 - b1) ** 2),
-                         real(self.epsilon), real(c.lr))
-            return
         self._add_penalty(W, u, penalty, tmp)
         blas = self.blas
         if blas is not None and blas.usable(W, u, m, v, tmp):

@@ -33,3 +33,31 @@ def assert_close(loss, grads, ref_loss, ref_grads, rtol):
     for a, b in zip(grads, ref_grads, strict=True):
         scale = max(np.abs(b).max(), 1e-300)
         np.testing.assert_allclose(a, b, rtol=0, atol=rtol * scale)
+
+
+def rule_updates(solver, dtype, update=None, nesterov=None):
+    """W (7, 5) and the rule's state after 4 steps of ``solver`` from fixed gradients: by the
+    rule's NumPy code (``update`` None), or by ``update``, the compiled epoch's update kernel
+    (relunet.kernels._update, compiled or as plain Python)."""
+    from relunet.fastpath import _rule_of
+    from relunet.kernels import EpochRule
+    from relunet.optim import make_optimizer
+
+    rng = np.random.default_rng(0)
+    W0 = rng.standard_normal((7, 5)).astype(dtype)
+    grads = [rng.standard_normal(W0.shape).astype(dtype) for _ in range(4)]
+    kw = {} if nesterov is None else {"nesterov": nesterov}
+    W = W0.copy()
+    opt = make_optimizer(solver, Params(W, W.copy()), **kw)
+    empty = np.empty((0, 0), dtype)
+    for g in grads:
+        c = opt.begin(0.05)
+        u = g * dtype(c.scale)  # the loop hands over scaled gradients
+        if update is None:
+            opt.update(W, u, opt.state_of(0), np.empty_like(W), c, penalty=c.scale * 0.1)
+        else:
+            code, hyper = _rule_of(opt, dtype)
+            m, v = (*opt.state_of(0), empty, empty)[:2]
+            update(EpochRule(code, np.array(hyper, dtype), None, None), W, u, m, v,
+                   dtype(c.scale * 0.1), dtype(c.lr))
+    return W, [s.copy() for s in opt.state_of(0)]

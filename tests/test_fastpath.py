@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _problems import assert_close, problem, reference
+from _problems import assert_close, problem, reference, rule_updates
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,7 +143,8 @@ def _plain_python_kernels():
 
     import relunet.kernels as k
 
-    return SimpleNamespace(middle=k._middle, reduce_w2=k._reduce_w2, sgd=k._sgd, adam=k._adam)
+    return SimpleNamespace(middle=k._middle, reduce_w2=k._reduce_w2, update=k._update,
+                           epoch_part=k._epoch_part)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
@@ -158,20 +159,47 @@ def test_the_kernels_logic_in_plain_python_equals_the_reference(n_threads, weigh
     assert_close(L, ws.grads, *reference(params, X, y, 0.1, sw), rtol=1e-12)
 
 
-@pytest.mark.parametrize("solver", ["sgd", "adam"])
-def test_the_update_kernels_logic_in_plain_python_equals_the_numpy_rules(solver):
+@pytest.mark.parametrize("solver,nesterov", [("sgd", True), ("sgd", False), ("adam", None),
+                                             ("gd", None)])
+def test_the_update_kernels_logic_in_plain_python_equals_the_numpy_rules(solver, nesterov):
+    import relunet.kernels as k
+
+    W_np, s_np = rule_updates(solver, np.float64, None, nesterov)
+    W_k, s_k = rule_updates(solver, np.float64, k._update, nesterov)
+    np.testing.assert_allclose(W_k, W_np, rtol=1e-13, atol=1e-15)
+    for a, b in zip(s_k, s_np, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def epochs(kernels, solver, n_threads, sw, order_seed=0, n_epochs=2, D=7, batch=8):
+    """Weights, state and (total, weight) after ``n_epochs`` of ``run_epoch`` (shuffled,
+    the last batch short; D=7: the parts' feature blocks differ in width) on the NumPy path
+    (kernels None) or the compiled one."""
     from relunet.optim import make_optimizer
 
-    rng = np.random.default_rng(0)
-    W0 = rng.standard_normal((4, 3))
-    grads = [rng.standard_normal(W0.shape) for _ in range(3)]
+    params, X, y, _ = problem(5, 29, D, 7, 4)
+    opt = make_optimizer(solver, params)
+    ws = Workspace(D, 7, 4, batch, np.float64, n_threads=n_threads, kernels="numpy")
+    ws._kernels = kernels or False
     results = []
-    for kernels in (None, _plain_python_kernels()):
-        W = W0.copy()
-        opt = make_optimizer(solver, Params(W, W.copy()))
-        opt.kernels = kernels
-        for g in grads:
-            c = opt.begin(0.05)
-            opt.update(W, g * c.scale, opt.state_of(0), np.empty_like(W), c, c.scale * 0.1)
-        results.append(W)
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-13, atol=1e-15)
+    for e in range(n_epochs):
+        order = np.random.default_rng(order_seed + e).permutation(len(y))
+        results.append(ws.run_epoch(params, X, y, sw, order, 1e-2, opt, 0.05))
+    return params, [s.copy() for s in opt.state], results
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("solver", ["sgd", "adam", "gd"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_epoch_kernels_logic_in_plain_python_equals_the_numpy_loop(n_threads, solver,
+                                                                        weighted):
+    # The whole compiled epoch (barriers, gathers, shares of dW2, updates), run as plain
+    # Python on real threads: the same weights, state and losses as the NumPy loop.
+    sw = np.random.default_rng(1).uniform(0.1, 3.0, 29) if weighted else None
+    p_np, s_np, r_np = epochs(None, solver, n_threads, sw)
+    p_k, s_k, r_k = epochs(_plain_python_kernels(), solver, n_threads, sw)
+    for a, b in zip([*p_k, *s_k], [*p_np, *s_np], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    for (total_k, weight_k), (total_np, weight_np) in zip(r_k, r_np, strict=True):
+        assert total_k == pytest.approx(total_np, rel=1e-12)
+        assert weight_k == pytest.approx(weight_np, rel=1e-14)

@@ -8,15 +8,17 @@ the whole training loop on both paths to a naive loop in test_speed_equivalence.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
-from _problems import assert_close, problem, reference
+from _problems import assert_close, problem, reference, rule_updates
 
 import relunet.fastpath as fastpath
 import relunet.kernels as kernels_module
 from relunet.fastpath import Workspace
-from relunet.network import Params
-from relunet.optim import make_optimizer
+from relunet.network import init_params
+from relunet.optim import SGD, make_optimizer
 
 numba = pytest.importorskip("numba", reason="the compiled kernels need numba (relunet[fast])")
 
@@ -71,41 +73,16 @@ def test_a_non_finite_weight_gives_a_non_finite_loss(bad):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("solver,nesterov", [("sgd", True), ("sgd", False), ("adam", None)])
+@pytest.mark.parametrize("solver,nesterov", [("sgd", True), ("sgd", False), ("adam", None),
+                                             ("gd", None)])
 def test_compiled_updates_equal_the_numpy_rules(solver, nesterov, dtype):
-    rng = np.random.default_rng(0)
-    W0 = rng.standard_normal((7, 5)).astype(dtype)
-    grads = [rng.standard_normal(W0.shape).astype(dtype) for _ in range(4)]
-    kw = {} if nesterov is None else {"nesterov": nesterov}
-    runs = []
-    for compiled in (False, True):
-        W = W0.copy()
-        opt = make_optimizer(solver, Params(W, W.copy()), **kw)
-        opt.kernels = kernels_module.load() if compiled else None
-        for g in grads:
-            c = opt.begin(0.05)
-            u = g * dtype(c.scale)  # the loop hands over scaled gradients
-            opt.update(W, u, opt.state_of(0), np.empty_like(W), c, penalty=c.scale * 0.1)
-        runs.append((W, [s.copy() for s in opt.state_of(0)]))
+    W_np, s_np = rule_updates(solver, dtype, None, nesterov)
+    W_c, s_c = rule_updates(solver, dtype, kernels_module.load().update, nesterov)
     rtol = 1e-5 if dtype == np.float32 else 1e-13
-    (W_np, s_np), (W_c, s_c) = runs
     assert W_c.dtype == dtype
     np.testing.assert_allclose(W_c, W_np, rtol=rtol, atol=rtol)
     for a, b in zip(s_c, s_np, strict=True):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
-
-
-def test_updates_of_unsuitable_arrays_fall_back_to_numpy():
-    # A column block is not contiguous: the rule must use its NumPy code, not the kernel.
-    W = np.ones((6, 4))
-    opt = make_optimizer("sgd", Params(W, W.copy()))
-    opt.kernels = kernels_module.load()
-    block, u = W[:, :2], np.full((6, 2), -0.1)
-    assert opt._compiled(block, u, opt.state_of(0)[0][:, :2]) is None
-    opt.update(block, u.copy(), tuple(s[:, :2] for s in opt.state_of(0)), np.empty((6, 2)),
-               opt.begin(0.1))
-    np.testing.assert_allclose(W[:, :2], 1 - 0.1 - 0.9 * 0.1)  # Nesterov: w + μv - lr·g
-    np.testing.assert_array_equal(W[:, 2:], 1.0)
 
 
 # ------------------------------------------------------------------ choosing the path
@@ -156,3 +133,94 @@ def test_bad_kernels_arguments_are_refused():
         Workspace(3, 4, 2, 5, np.float64, kernels="fortran")
     with pytest.raises(ValueError, match="float32 and float64"):
         Workspace(3, 4, 2, 5, np.float16, kernels="numba")
+
+
+# ------------------------------------------------------------------ the compiled epoch
+
+
+def run_epochs(kernels, X, y, solver="sgd", n_threads=2, n_epochs=2, batch=64, opt_class=None):
+    """Weights and (total, weight) per epoch of ``run_epoch`` on the path ``kernels``."""
+    D, K = X.shape[1], int(y.max()) + 1
+    params = init_params(D, 16, K, rng=3, dtype=X.dtype)
+    opt = make_optimizer(solver, params) if opt_class is None else opt_class(params)
+    ws = Workspace(D, 16, K, batch, X.dtype, n_threads=n_threads, kernels=kernels)
+    results = [ws.run_epoch(params, X, y, None, np.random.default_rng(e).permutation(len(y)),
+                            1e-3, opt, 0.02) for e in range(n_epochs)]
+    return params, results, ws
+
+
+def test_the_compiled_epoch_equals_the_numpy_loop_in_float32_mnist_shapes():
+    # 784 features in two blocks of 392, as in the benchmark; the GEMMs go through numba's
+    # np.dot (SciPy's BLAS), the NumPy loop's through NumPy's.
+    rng = np.random.default_rng(0)
+    X = rng.random((600, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 600)
+    (p_np, r_np, _), (p_c, r_c, ws) = (run_epochs(k, X, y, "adam") for k in ("numpy", "numba"))
+    assert ws._kernels
+    for a, b in zip(p_c, p_np, strict=True):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
+    for (t_c, w_c), (t_np, w_np) in zip(r_c, r_np, strict=True):
+        assert t_c / w_c == pytest.approx(t_np / w_np, rel=1e-5)
+
+
+def test_the_compiled_epoch_refuses_a_bad_order():
+    X, y = np.zeros((10, 4)), np.zeros(10, np.intp)
+    params = init_params(4, 3, 2, rng=0)
+    ws = Workspace(4, 3, 2, 4, np.float64, n_threads=2, kernels="numba")
+    opt = make_optimizer("sgd", params)
+    for order in (np.arange(1, 11), np.arange(-1, 9), np.arange(9)):
+        with pytest.raises(ValueError, match="order must be 10 row numbers in 0..9"):
+            ws.run_epoch(params, X, y, None, order, 0.0, opt, 0.1)
+
+
+def test_rules_and_data_the_kernels_dont_cover_take_the_numpy_loop():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((100, 6)), rng.integers(0, 3, 100)
+    calls = []
+
+    class MySGD(SGD):
+        def update(self, *args, **kw):  # a rule of one's own: only its update knows it
+            calls.append(1)
+            return super().update(*args, **kw)
+
+    p_mine, r_mine, _ = run_epochs("numba", X, y, opt_class=MySGD, n_epochs=1)
+    assert calls  # the loop called the rule's own update
+    p_np, r_np, _ = run_epochs("numpy", X, y, n_epochs=1)
+    for a, b in zip(p_mine, p_np, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Columns of a wider array are not C-contiguous: the NumPy loop takes them as they are.
+    wide = np.repeat(X, 2, axis=1)[:, ::2]
+    p_strided, _, _ = run_epochs("numba", wide, y, n_epochs=1)
+    p_c, _, _ = run_epochs("numba", X, y, n_epochs=1)
+    for a, b in zip(p_strided, p_c, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_ctrl_c_stops_every_part_of_a_compiled_epoch(monkeypatch):
+    import threading
+
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((100_000, 8)), rng.integers(0, 3, 100_000)
+    params = init_params(8, 16, 3, rng=3)
+    ws = Workspace(8, 16, 3, 4, np.float64, n_threads=2, kernels="numba")  # 25000 batches
+    compiled, returned = ws._use_kernels(), []
+
+    def epoch_part(t, *args):
+        returned.append(compiled.epoch_part(t, *args))
+        return returned[-1]
+
+    ws._kernels = SimpleNamespace(epoch_part=epoch_part)
+    real_join, pressed = threading.Thread.join, []
+
+    def join(self, timeout=None):
+        if not pressed and self.name.startswith("relunet-part"):
+            pressed.append(True)
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while the epoch runs
+        return real_join(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        ws.run_epoch(params, X, y, None, None, 0.0, make_optimizer("sgd", params), 0.01)
+    assert returned == [-1, -1]  # both parts stopped at a meeting, long before the end
+    assert not [t for t in threading.enumerate() if t.name.startswith("relunet-part")]
