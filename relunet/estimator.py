@@ -65,8 +65,10 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int or "auto", default="auto"
         Mini-batch size for ``"sgd"``/``"adam"``; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
-        Schedule of the step size per epoch (``"cosine"`` anneals to 0 over ``max_iter``
-        epochs and stays there).
+        Schedule of the step size per epoch.  ``"cosine"`` anneals it towards 0 over
+        ``max_iter`` epochs (it reaches ``lr·π²/(4·max_iter²)`` in the last one); epochs
+        beyond those, by ``partial_fit`` after ``fit``, start a new cycle from
+        ``learning_rate_init`` (warm restarts).
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
@@ -121,7 +123,8 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
     loss_curve_ : list of float
         Training loss per epoch, continued by ``warm_start`` fits and ``partial_fit``.
     validation_loss_curve_, validation_scores_ : list of float or None
-        Held-out loss and accuracy per epoch when the fit used ``early_stopping``, else None.
+        Held-out loss and accuracy per epoch when the fit used ``early_stopping``, else None
+        (weighted by the held-out examples' weights, as the training loss is).
     best_loss_ : float
         The lowest monitored loss (validation loss with ``early_stopping``).
     n_iter_ : int

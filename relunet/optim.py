@@ -246,13 +246,15 @@ class Adaptive:
 
 
 class Cosine:
-    """Half a cosine from ``lr0`` down to ``lr0 * final_fraction`` over ``n_epochs``."""
+    """Half a cosine from ``lr0`` down to ``lr0 * final_fraction`` over ``n_epochs``; then
+    it starts again from ``lr0`` (warm restarts, as in SGDR), so that epochs past the
+    horizon (``partial_fit`` after ``fit``) still learn instead of running at rate 0."""
 
     def __init__(self, lr0, n_epochs, final_fraction=0.0):
         self.lr0, self.n_epochs, self.final = lr0, max(int(n_epochs), 1), final_fraction
 
     def rate(self, epoch):
-        progress = min(epoch / self.n_epochs, 1.0)
+        progress = (epoch % self.n_epochs) / self.n_epochs
         low = self.lr0 * self.final
         return low + 0.5 * (self.lr0 - low) * (1 + math.cos(math.pi * progress))
 

@@ -187,16 +187,24 @@ def _all_finite(X, chunk=4096):
     return all(np.isfinite(X[i : i + chunk]).all() for i in range(0, X.shape[0], chunk))
 
 
-def _evaluate(params, X, y, chunk=4096):
-    """Mean data loss and accuracy of ``params`` on ``(X, y)``, in chunks (bounded memory)."""
-    total, correct = 0.0, 0
+def _evaluate(params, X, y, sample_weight=None, chunk=4096):
+    """Mean data loss and accuracy of ``params`` on ``(X, y)`` (weighted by ``sample_weight``,
+    as the training loss is), in chunks (bounded memory)."""
+    total = correct = 0.0
     for start in range(0, X.shape[0], chunk):
         f, _ = forward(params, X[start : start + chunk])
         yc = y[start : start + chunk]
-        log_p_y = np.take_along_axis(log_softmax(f), yc[:, None], axis=1)
-        total -= float(np.sum(log_p_y, dtype=np.float64))  # Σ L_i
-        correct += int(np.sum(f.argmax(axis=1) == yc))
-    return total / X.shape[0], correct / X.shape[0]
+        L = -np.take_along_axis(log_softmax(f), yc[:, None], axis=1)[:, 0]  # L_i
+        hit = f.argmax(axis=1) == yc
+        if sample_weight is None:
+            total += float(np.sum(L, dtype=np.float64))
+            correct += int(np.sum(hit))
+        else:
+            w = sample_weight[start : start + chunk]
+            total += float(np.dot(w, L.astype(np.float64)))
+            correct += float(np.sum(w[hit]))
+    norm = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+    return total / norm, correct / norm
 
 
 class Trainer:
@@ -369,7 +377,7 @@ class Trainer:
         val = None
         if cfg.early_stopping:
             tr, va = stratified_split(y, cfg.validation_fraction, self.rng)
-            val = (X[va], y[va])
+            val = (X[va], y[va], None if sw is None else sw[va])
             X, y = X[tr], y[tr]
             sw = None if sw is None else sw[tr]
         self.stop_reason = "max_iter"

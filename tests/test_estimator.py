@@ -376,6 +376,20 @@ def test_convergence_warning_only_when_max_iter_hit(blobs):
         small(max_iter=2, learning_rate="cosine").fit(X, y)  # cosine ends by design
 
 
+def test_partial_fit_after_a_cosine_fit_still_learns(blobs):
+    # The cosine schedule's horizon is max_iter epochs; partial_fit after fit starts a new
+    # cycle instead of running at a rate of 0 (which would leave the weights as they were).
+    X, y = blobs
+    clf = small(max_iter=3, learning_rate="cosine", solver="adam", learning_rate_init=0.05,
+                tol=0.0)
+    clf.fit(X, y)
+    assert clf.n_iter_ == 3 and clf.history_[-1]["learning_rate"] < 0.05 / 2
+    before = clf.W1_.copy()
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 4 and clf.history_[-1]["learning_rate"] == pytest.approx(0.05)
+    assert not np.array_equal(clf.W1_, before)
+
+
 # ------------------------------------------------------------------ bad input
 def test_predict_before_fit(blobs):
     X, _ = blobs

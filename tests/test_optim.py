@@ -135,15 +135,17 @@ def test_adaptive_divides_by_five_on_each_plateau_and_stops_below_min_lr():
     assert s.plateau() is False  # 0.00032 < min_lr: training should stop
 
 
-def test_cosine_goes_from_lr0_through_half_to_zero():
+def test_cosine_goes_from_lr0_through_half_towards_zero_then_restarts():
     s = Cosine(0.6, n_epochs=10)
     assert s.rate(0) == pytest.approx(0.6, rel=1e-15)
     assert s.rate(5) == pytest.approx(0.3, rel=1e-14)  # cos(pi/2) = 0
-    assert s.rate(10) == pytest.approx(0.0, abs=1e-16)
-    assert s.rate(50) == pytest.approx(0.0, abs=1e-16)  # clamped after the end
-    rates = [s.rate(e) for e in range(11)]
+    rates = [s.rate(e) for e in range(10)]
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
-    assert Cosine(1.0, 4, final_fraction=0.1).rate(4) == pytest.approx(0.1)
+    assert rates[-1] == pytest.approx(0.3 * (1 + math.cos(0.9 * math.pi)), rel=1e-12)  # > 0
+    # past the horizon (partial_fit after fit) a new cycle starts, never a rate of 0
+    assert [s.rate(e) for e in range(10, 30)] == rates + rates
+    low = Cosine(1.0, 4, final_fraction=0.1)
+    assert low.rate(2) == pytest.approx(0.55)  # halfway between lr0 and the floor
     assert s.plateau() is False
 
 
@@ -152,7 +154,7 @@ def test_make_schedule_builds_each_and_rejects_unknown():
     assert isinstance(make_schedule("invscaling", 0.1, power_t=0.3), InvScaling)
     assert isinstance(make_schedule("adaptive", 0.1), Adaptive)
     cos = make_schedule("cosine", 0.1, n_epochs=7)
-    assert isinstance(cos, Cosine) and cos.rate(7) == pytest.approx(0.0, abs=1e-17)
+    assert isinstance(cos, Cosine) and cos.n_epochs == 7 and cos.rate(0) == 0.1
     with pytest.raises(ValueError, match="learning_rate"):
         make_schedule("step", 0.1)
 

@@ -281,6 +281,25 @@ def test_early_stopping_restores_the_best_validation_weights(spiral):
     assert trainer.best_loss == pytest.approx(min(val_losses), rel=1e-15)
 
 
+def test_early_stopping_weighs_the_validation_examples_like_the_training_ones(spiral):
+    X, y = spiral
+    sw = np.random.default_rng(3).uniform(0.1, 5.0, y.shape[0])
+    cfg = TrainConfig(solver="adam", learning_rate_init=0.01, batch_size=16, max_iter=4,
+                      early_stopping=True, validation_fraction=0.3, tol=0.0, alpha=1e-3)
+    trainer = Trainer(init_params(2, 16, 3, rng=0), cfg, rng=5)
+    weights = []
+    trainer.fit(X, y, sample_weight=sw,
+                callback=lambda info: weights.append([W.copy() for W in trainer.params]))
+    _, va = stratified_split(y, 0.3, np.random.default_rng(5))  # the trainer's split
+    for params, val_loss, val_acc in zip(weights, trainer.history.val_loss,
+                                         trainer.history.val_accuracy, strict=True):
+        W = Params(*params)
+        assert val_loss == pytest.approx(
+            loss(W, X[va], y[va], cfg.alpha, sample_weight=sw[va]), rel=1e-10)
+        hit = forward(W, X[va])[0].argmax(axis=1) == y[va]
+        assert val_acc == pytest.approx(np.sum(sw[va][hit]) / np.sum(sw[va]), rel=1e-12)
+
+
 def test_history_records_validation_loss_and_accuracy_only_with_early_stopping(spiral):
     X, y = spiral
     _, h = train(X, y, 8, solver="adam", max_iter=6, early_stopping=True, rng=0,
