@@ -313,8 +313,8 @@ class Workspace:
         calls.  Default None: compiled if numba can be imported, the environment variable
         ``RELUNET_KERNELS`` is not ``numpy``, and a batch is big enough to gain
         (``MIN_FLOPS_FOR_KERNELS``).  The two agree to float rounding.  The compiled epoch
-        takes the update rules of :mod:`relunet.optim` (not subclasses of them: those, and an
-        X that is not C-contiguous, take the NumPy loop).
+        takes the update rules of :mod:`relunet.optim` (not subclasses of them: those, an X
+        that is not C-contiguous and an epoch of one batch take the NumPy loop).
 
     Attributes
     ----------
@@ -611,7 +611,9 @@ class Workspace:
         """
         kernels = self._use_kernels()
         rule = _rule_of(optimizer, self.dtype) if kernels is not None else None
-        if rule is not None and X.flags.c_contiguous:
+        # One batch per epoch (full-batch "gd") has no per-batch Python to save, and the
+        # compiled epoch would gather it, i.e. copy X: the NumPy loop takes X as it is.
+        if rule is not None and X.flags.c_contiguous and X.shape[0] > self.batch_size:
             return self._run_epoch_compiled(kernels, rule, params, X, y, sample_weight, order,
                                             alpha, optimizer, lr)
         W1, W2 = params

@@ -197,6 +197,17 @@ def test_rules_and_data_the_kernels_dont_cover_take_the_numpy_loop():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_a_full_batch_epoch_is_not_gathered_into_a_copy_of_x():
+    # Full-batch steepest descent: one batch of all N rows.  Gathering it (as the compiled
+    # epoch gathers every batch, into two buffers) would hold two more copies of X.
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((300, 6)), rng.integers(0, 3, 300)
+    params = init_params(6, 16, 3, rng=3)
+    ws = Workspace(6, 16, 3, 300, np.float64, n_threads=2, kernels="numba")
+    ws.run_epoch(params, X, y, None, None, 0.0, make_optimizer("gd", params), 0.1)
+    assert ws._epoch_buffers is None and ws._gathered is None
+
+
 def test_ctrl_c_stops_every_part_of_a_compiled_epoch(monkeypatch):
     import threading
 
