@@ -776,9 +776,9 @@ class Workspace:
         net = kernels_module.EpochNet(W1, W2, dW1, dW2, *state(0), *state(1))
         rule = kernels_module.EpochRule(code, np.array(hyper, self.dtype), scale, steps)
         limit = nullcontext()
-        if self._blas is None:
+        if T > 1 and self._blas is None:
             self._blas = _blas_controller()
-        if self._blas is not None:
+        if T > 1 and self._blas is not None:
             limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
         with limit:
             done = _run_compiled_parts(T, lambda t: kernels.epoch_part(t, data, net, rule, work),
