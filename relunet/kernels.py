@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from collections import namedtuple
@@ -37,6 +38,7 @@ GD, SGD, ADAM = 0, 1, 2  # EpochRule.code
 SPIN_POLLS = 4000  # barrier: polls of memory before each poll also yields the CPU
 
 _KERNELS = None
+_LOADING = threading.Lock()
 
 
 def load():
@@ -48,15 +50,16 @@ def load():
     global _KERNELS
     if os.environ.get("RELUNET_KERNELS", "").strip().lower() == "numpy":
         return None
-    if _KERNELS is None:
-        try:
-            _KERNELS = _compile()
-        except ImportError:  # numba is not installed: the NumPy code runs
-            _KERNELS = False
-        except Exception as exc:  # noqa: BLE001 - installed but broken: say so, don't fail
-            warnings.warn(f"relunet: numba is installed but could not be used ({exc!r}); "
-                          "training uses the NumPy code", RuntimeWarning, stacklevel=2)
-            _KERNELS = False
+    with _LOADING:  # fits started at once in several threads compile once
+        if _KERNELS is None:
+            try:
+                _KERNELS = _compile()
+            except ImportError:  # numba is not installed: the NumPy code runs
+                _KERNELS = False
+            except Exception as exc:  # noqa: BLE001 - installed but broken: say so, don't fail
+                warnings.warn(f"relunet: numba is installed but could not be used ({exc!r}); "
+                              "training uses the NumPy code", RuntimeWarning, stacklevel=2)
+                _KERNELS = False
     return _KERNELS or None
 
 
