@@ -240,7 +240,7 @@ def _split(n, parts):
     return [n * p // parts for p in range(parts + 1)]
 
 
-def _rule_of(optimizer, dtype):
+def _rule_of(optimizer):
     """``(code, hyper)`` of :class:`relunet.kernels.EpochRule` for the optimizer's rule, or
     None for a rule the kernels don't implement (then the loop calls its ``update``)."""
     from . import optim
@@ -386,8 +386,8 @@ class Workspace:
         self._kernels_wanted = kernels
         self._kernels = None  # the kernels namespace (False: NumPy code), found on first use
         self._dW2T = np.empty((T, K, H), dtype)
-        # ... and part t sums and applies rows _w2_rows[t] of dW2 (the last: the bias row too),
-        # so that no part waits at the next barrier for another's share of the W2 work.
+        # In the compiled epoch part t sums and applies rows _w2_rows[t] of dW2 (the last: the
+        # bias row too), so that no part waits at the next barrier for another's W2 work.
         cuts = _split(H + 1, T)
         self._w2_rows = [slice(cuts[t], cuts[t + 1]) for t in range(T)]
         self._db2 = np.empty((T, K), dtype)
@@ -610,7 +610,7 @@ class Workspace:
             finite, the epoch stops before that batch's update and ``total`` is that loss.
         """
         kernels = self._use_kernels()
-        rule = _rule_of(optimizer, self.dtype) if kernels is not None else None
+        rule = _rule_of(optimizer) if kernels is not None else None
         # One batch per epoch (full-batch "gd") has no per-batch Python to save, and the
         # compiled epoch would gather it, i.e. copy X: the NumPy loop takes X as it is.
         if rule is not None and X.flags.c_contiguous and X.shape[0] > self.batch_size:
@@ -729,7 +729,6 @@ class Workspace:
         if shared["stop"]:
             return shared["total"], 1.0
         return shared["total"], shared["weight"]
-
 
     def _run_epoch_compiled(self, kernels, rule, params, X, y, sample_weight, order, alpha,
                             optimizer, lr):

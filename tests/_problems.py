@@ -56,7 +56,7 @@ def rule_updates(solver, dtype, update=None, nesterov=None):
         if update is None:
             opt.update(W, u, opt.state_of(0), np.empty_like(W), c, penalty=c.scale * 0.1)
         else:
-            code, hyper = _rule_of(opt, dtype)
+            code, hyper = _rule_of(opt)
             m, v = (*opt.state_of(0), empty, empty)[:2]
             update(EpochRule(code, np.array(hyper, dtype), None, None), W, u, m, v,
                    dtype(c.scale * 0.1), dtype(c.lr))
