@@ -742,6 +742,7 @@ class Workspace:
         dW1, dW2 = self.grads
         T, B, n, (D, H, _) = self.n_parts, self.batch_size, X.shape[0], self.shape
         n_batches = -(-n // B)
+        given_order, steps_before = order, getattr(optimizer, "t", None)
         if order is None:
             order = np.arange(n)
         elif order.shape != (n,) or (n and (order.min() < 0 or order.max() >= n)):
@@ -779,9 +780,20 @@ class Workspace:
             self._blas = _blas_controller()
         if T > 1 and self._blas is not None:
             limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
-        with limit:
-            done = _run_compiled_parts(T, lambda t: kernels.epoch_part(t, data, net, rule, work),
-                                       sync)
+        try:
+            with limit:
+                done = _run_compiled_parts(
+                    T, lambda t: kernels.epoch_part(t, data, net, rule, work), sync)
+        except Exception as exc:
+            # numba compiles on the first call, before any work: if it cannot, nothing has
+            # changed yet, and the NumPy loop runs the epoch instead.
+            if not kernels_module.give_up(exc):
+                raise
+            if steps_before is not None:  # hand back Adam's steps taken up front
+                optimizer.t = steps_before
+            self._kernels = False
+            return self.run_epoch(params, X, y, sample_weight, given_order, alpha, optimizer,
+                                  lr)
         if done < n_batches:  # batch done-1 gave a non-finite loss and was not applied
             return float(work.losses[done - 1]), 1.0
         total = weight = 0.0

@@ -63,6 +63,21 @@ def load():
     return _KERNELS or None
 
 
+def give_up(exc):
+    """Stop using the kernels in this process after ``exc``, an error of numba's compiler
+    (a numba version whose API differs from the one the kernels were written for); warn
+    once.  Returns True if ``exc`` was such an error (else it is the caller's to raise)."""
+    global _KERNELS
+    if not type(exc).__module__.startswith("numba"):
+        return False
+    with _LOADING:
+        if _KERNELS:
+            warnings.warn(f"relunet: numba could not compile the training kernels ({exc!r:.300}); "
+                          "training uses the NumPy code", RuntimeWarning, stacklevel=3)
+        _KERNELS = False
+    return True
+
+
 def _compile():
     from types import FunctionType, SimpleNamespace
 

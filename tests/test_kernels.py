@@ -236,3 +236,30 @@ def test_ctrl_c_stops_every_part_of_a_compiled_epoch(n_threads, monkeypatch):
         ws.run_epoch(params, X, y, None, None, 0.0, make_optimizer("sgd", params), 0.01)
     assert returned == [-1] * n_threads  # stopped at a meeting, long before the end
     assert not [t for t in threading.enumerate() if t.name.startswith("relunet-part")]
+
+
+def test_a_numba_that_cannot_compile_the_epoch_warns_and_leaves_the_numpy_loop(monkeypatch):
+    # e.g. a numba release whose compiler API differs from the one the kernels were written
+    # for: the error comes from the first call, before any work, so the epoch can still run.
+    from numba.core.errors import TypingError
+
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((100, 6)), rng.integers(0, 3, 100)
+    p_np, r_np, _ = run_epochs("numpy", X, y, "adam", n_epochs=1)
+    params = init_params(6, 16, 3, rng=3)
+    opt = make_optimizer("adam", params)
+    ws = Workspace(6, 16, 3, 64, np.float64, n_threads=2, kernels="numba")
+    compiled = ws._use_kernels()
+
+    def epoch_part(t, *args):
+        raise TypingError("no implementation for this numba")
+
+    ws._kernels = SimpleNamespace(**{**vars(compiled), "epoch_part": epoch_part})
+    monkeypatch.setattr(kernels_module, "_KERNELS", kernels_module._KERNELS)
+    with pytest.warns(RuntimeWarning, match="could not compile the training kernels"):
+        r = ws.run_epoch(params, X, y, None, np.random.default_rng(0).permutation(100), 1e-3,
+                         opt, 0.02)
+    assert r == pytest.approx(r_np[0], rel=1e-12) and opt.t == 2  # 2 batches, counted once
+    for a, b in zip(params, p_np, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert kernels_module.load() is None  # and no more tries in this process
