@@ -573,10 +573,17 @@ class Workspace:
             loss = self._middle(W2, yb, weights, 1.0, alpha, dW2)
         else:
             np.copyto(self._W2T, W2[:-1].T)
-            for t in range(self.n_parts):
-                self._middle_part(kernels, t, W1, W2, yb, weights, 1.0)
+            try:
+                for t in range(self.n_parts):
+                    self._middle_part(kernels, t, W1, W2, yb, weights, 1.0)
+                kernels.reduce_w2(self._dW2T, self._db2, self.n_parts, W2, alpha, dW2, 0,
+                                  W2.shape[0])
+            except Exception as exc:  # numba could not compile them (see run_epoch)
+                if not kernels_module.give_up(exc):
+                    raise
+                self._kernels = False
+                return self.loss_and_grads(params, Xb, yb, alpha, weights)
             loss = self._batch_loss()
-            kernels.reduce_w2(self._dW2T, self._db2, self.n_parts, W2, alpha, dW2, 0, W2.shape[0])
         for t in range(self.n_parts):
             self._backward_part(t, blocks[t], dW1)
         if alpha:  # the α-term, through the per-part scratch (no temporary)

@@ -263,3 +263,20 @@ def test_a_numba_that_cannot_compile_the_epoch_warns_and_leaves_the_numpy_loop(m
     for a, b in zip(params, p_np, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     assert kernels_module.load() is None  # and no more tries in this process
+
+
+def test_loss_and_grads_also_falls_back_when_numba_cannot_compile(monkeypatch):
+    from numba.core.errors import LoweringError
+
+    params, X, y, _ = problem(2, 20, 5, 6, 3)
+    ws = Workspace(5, 6, 3, 20, np.float64, n_threads=2, kernels="numba")
+
+    def middle(*args):
+        raise LoweringError("no lowering for this numba")
+
+    ws._kernels = SimpleNamespace(**{**vars(ws._use_kernels()), "middle": middle})
+    monkeypatch.setattr(kernels_module, "_KERNELS", kernels_module._KERNELS)
+    with pytest.warns(RuntimeWarning, match="could not compile the training kernels"):
+        L = ws.loss_and_grads(params, X, y, 0.1)
+    assert ws._kernels is False
+    assert_close(L, ws.grads, *reference(params, X, y, 0.1, None), rtol=1e-12)
