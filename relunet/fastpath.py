@@ -386,10 +386,6 @@ class Workspace:
         self._kernels_wanted = kernels
         self._kernels = None  # the kernels namespace (False: NumPy code), found on first use
         self._dW2T = np.empty((T, K, H), dtype)
-        # In the compiled epoch part t sums and applies rows _w2_rows[t] of dW2 (the last: the
-        # bias row too), so that no part waits at the next barrier for another's W2 work.
-        cuts = _split(H + 1, T)
-        self._w2_rows = [slice(cuts[t], cuts[t + 1]) for t in range(T)]
         self._db2 = np.empty((T, K), dtype)
         self._sw = np.empty(B, np.float64)  # normalised example weights
         self._part_loss = [0.0] * T
@@ -769,8 +765,10 @@ class Workspace:
             self._epoch_buffers = (np.empty((2, T, B * width), self.dtype),
                                    np.empty((2, B), np.intp), np.empty((2, B), np.float64))
         blocks, ys, ws = self._epoch_buffers
-        edges = np.array([f.start for f in self._features] + [D], np.intp)
-        w2_edges = np.array([r.start for r in self._w2_rows] + [H + 1], np.intp)
+        edges = np.array(_split(D, T), np.intp)  # part t's input features (rows of W1)
+        # Part t also sums and applies rows w2_edges[t]:w2_edges[t+1] of dW2 (the last: the
+        # bias row too), so that no part waits at the next barrier for another's W2 work.
+        w2_edges = np.array(_split(H + 1, T), np.intp)
         sync = np.zeros(kernels_module.SLOT * (T + 1), np.int64)
         work = kernels_module.EpochWork(
             edges, w2_edges, blocks, ys, ws, np.empty(n_batches), self._partials, self._dh,
