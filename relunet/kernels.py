@@ -114,12 +114,12 @@ def _compile():
 
 # ------------------------------------------------------------------ barrier primitives
 # The parts of an epoch meet twice per batch.  Each part counts its arrivals in its own slot
-# of ``sync`` (a cache line apart); a part waits until every slot has reached its count.
+# of ``sync`` (``SLOT`` apart); a part waits until every slot has reached its count.
 # The loads and stores of those slots are atomic with acquire/release order: whatever a part
 # wrote before arriving is seen by the others after they leave.  In plain Python (the
 # functions below, run as they are in tests) the GIL gives the same guarantees.
 
-SLOT = 16  # int64 slots per cache line
+SLOT = 16  # int64s from one part's counter to the next: 128 bytes, never one cache line
 
 
 def _load(a, i):
