@@ -8,6 +8,15 @@ import pytest
 from relunet.network import Params, loss_and_grads
 
 
+def small_classifier(*, hidden_units=16, max_iter=30, **kw):
+    """A fast ReluNetClassifier for behaviour tests (tiny data, few epochs)."""
+    from relunet import ReluNetClassifier
+
+    kw.setdefault("learning_rate_init", 1e-2)
+    kw.setdefault("random_state", 0)
+    return ReluNetClassifier(hidden_units=hidden_units, max_iter=max_iter, **kw)
+
+
 def problem(seed, N, D, H, K, dtype=np.float64):
     """Weights (He/LeCun-scaled, non-zero biases), X, y and example weights."""
     rng = np.random.default_rng(seed)

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _problems import small_classifier
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -37,13 +38,7 @@ def blobs():
     return X, y
 
 
-def small(**kw):
-    """A fast model for behaviour tests (tiny data, few epochs)."""
-    kw.setdefault("hidden_units", 16)
-    kw.setdefault("max_iter", 30)
-    kw.setdefault("learning_rate_init", 1e-2)
-    kw.setdefault("random_state", 0)
-    return ReluNetClassifier(**kw)
+small = small_classifier  # hidden_units=16, max_iter=30
 
 
 # ------------------------------------------------------------------ accuracy, defaults

@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from _problems import small_classifier
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -32,11 +33,8 @@ def data():
 
 
 def small(**kw):
-    kw.setdefault("hidden_units", 8)
-    kw.setdefault("max_iter", 20)
-    kw.setdefault("learning_rate_init", 1e-2)
-    kw.setdefault("random_state", 0)
-    return ReluNetClassifier(**kw)
+    """The model-file tests' model: H=8 (some tests count its weights)."""
+    return small_classifier(**{"hidden_units": 8, "max_iter": 20, **kw})
 
 
 @pytest.fixture(scope="module")
