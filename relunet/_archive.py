@@ -109,7 +109,7 @@ class Archive:
             if not stat.S_ISREG(st.st_mode):
                 if stat.S_ISDIR(st.st_mode):
                     raise IsADirectoryError(21, "Is a directory", os.fspath(path))
-                raise ArchiveError(f"is {_kind(st.st_mode)}, not a model file")
+                raise ArchiveError(f"is {_kind(st.st_mode)}, not a regular file")
             self._fh = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         except BaseException:
             os.close(fd)
