@@ -64,7 +64,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import kernels as kernels_module
-from .network import Params
+from .network import Params, check_class_indices
 
 __all__ = ["Workspace", "default_threads", "predict_scores"]
 
@@ -598,6 +598,7 @@ class Workspace:
         float
             ``L_d / b`` (or the weighted mean), without the α/2 Σ w² term.
         """
+        check_class_indices(yb, self.shape[2])
         W1, W2 = params
         dW1, dW2 = self.grads
         blocks = [Xb[:, features] for features in self._features]
@@ -651,6 +652,7 @@ class Workspace:
             sum of example weights), and Σ of those weights.  If a batch's loss is not
             finite, the epoch stops before that batch's update and ``total`` is that loss.
         """
+        check_class_indices(y, self.shape[2])  # once per epoch, for both loops
         kernels = self._use_kernels()
         rule = _rule_of(optimizer) if kernels is not None else None
         # One batch per epoch (full-batch "gd") has no per-batch Python to save, and the
