@@ -350,7 +350,8 @@ def _describe(exc):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror:
         where = exc.filename if exc.filename is not None else ""
-        what = _OS_ERRORS.get(exc.errno, exc.strerror)
+        what = (f"{_OS_ERRORS[exc.errno]} ({exc.strerror})" if exc.errno in _OS_ERRORS
+                else exc.strerror)
         text = f"{where}: {what}" if where else what
     elif isinstance(exc, MemoryError):
         text = "out of memory; try a smaller --hidden or --batch-size, or fewer rows"
@@ -363,18 +364,14 @@ def _describe(exc):
     return printable(" ".join(text.split())) or type(exc).__name__
 
 
-# What an OSError means for the user, in words (the system's own text is terse).
+# What an OSError means for the user, in words, before the system's own terse text.
 _OS_ERRORS = {
-    errno.ENOSPC: "cannot write: the disk is full (no space left on the device)",
+    errno.ENOSPC: "cannot write: the disk is full",
     errno.EDQUOT: "cannot write: the disk quota is used up",
     errno.EFBIG: "cannot write: the file is too large for this file system",
     errno.EROFS: "cannot write: the file system is read-only",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EIO: "input/output error (a failing disk, or a lost network file system)",
-    errno.ENOENT: "no such file or directory",
+    errno.EIO: "the disk or network file system failed",
     errno.ENOTDIR: "a part of the path is not a directory",
-    errno.EISDIR: "is a directory, not a file",
 }
 
 

@@ -119,6 +119,6 @@ def test_full_disk_names_the_file_in_words(files, tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert code != 0
     assert err.strip() == (f"error: {out}: cannot write: the disk is full "
-                           "(no space left on the device)")
+                           "(No space left on device)")
     assert out.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.csv"]
