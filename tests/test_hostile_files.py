@@ -172,7 +172,7 @@ def test_zip_bombs_are_refused_before_inflating(model_file, tmp_path):
             struct.pack_into("<I", raw, at + 24, 200)
         at = raw.find(b"PK\x01\x02", at + 4)
     (tmp_path / "lie.npz").write_bytes(bytes(raw))
-    cases.append((tmp_path / "lie.npz", "is damaged|inflating past"))
+    cases.append((tmp_path / "lie.npz", "inflating past the 200 bytes its directory entry"))
     # a stored array whose header claims 10**12 floats (the directory's size disagrees)
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
