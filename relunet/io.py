@@ -7,9 +7,11 @@ Layout (format version 1)::
     metadata        uint8, UTF-8 JSON           see :func:`save`
     scaler.<attr>   (D,) float64                only for a Pipeline: the scaler's fitted arrays
 
-Nothing is pickled: files are read with ``np.load(..., allow_pickle=False)`` and JSON, every
-array's header is checked before its data is read, and anything unexpected raises
-:class:`ModelFileError` naming the file.  Writes are atomic (temporary file in the same
+Nothing is pickled or executed.  Files are read within budgets (``_MAX_*`` below, README
+"Model files"): the zip directory is checked by :mod:`relunet._archive` before any member is
+read, every array's ``.npy`` header and every metadata field are checked against each other
+before an array's data are read, and anything unexpected raises :class:`ModelFileError`
+naming the file.  Writes are atomic (temporary file in the same
 folder, fsync, ``os.replace``).
 """
 
@@ -313,7 +315,8 @@ class _Reader:
     def __init__(self, path):
         self.path = os.fspath(path)
         self.archive = None
-        self.headers = {}
+        self.headers = {}  # name -> (shape, dtype) of every array, from its .npy header
+        self._layout = {}  # name -> (fortran_order, header_size)
 
     def error(self, what):
         return ModelFileError(f"{self.path}: {what}")
@@ -398,7 +401,8 @@ class _Reader:
                 raise self.error(f"the array {name!r} is truncated")
             if member.size > need:
                 raise self.error(f"the array {name!r} is damaged (bytes after its data)")
-            self.headers[name] = (tuple(shape), dtype, bool(fortran), header_size)
+            self.headers[name] = (tuple(shape), dtype)
+            self._layout[name] = (bool(fortran), header_size)
 
     def array(self, name, *, dtypes, ndim, shape=None):
         """The array ``name``, after checking its header (dtype, shape) and its values.
@@ -409,7 +413,7 @@ class _Reader:
         """
         if name not in self.headers:
             raise self.error(f"the array {name!r} is missing")
-        a_shape, a_dtype, fortran, header_size = self.headers[name]
+        (a_shape, a_dtype), (fortran, header_size) = self.headers[name], self._layout[name]
         if a_dtype.name not in dtypes:
             raise self.error(f"the array {name!r} has dtype {a_dtype}, expected one of {dtypes}")
         if len(a_shape) != ndim or (shape is not None and a_shape != tuple(shape)):
@@ -447,7 +451,7 @@ class _Reader:
     def _metadata(self):
         if not self.has("metadata"):
             raise self.error("not a relunet model file (no 'metadata' entry)")
-        shape, dtype, _, _ = self.headers["metadata"]
+        shape, dtype = self.headers["metadata"]
         if dtype.name != "uint8" or len(shape) != 1:
             raise self.error(f"the array 'metadata' has dtype {dtype}, expected one of "
                              "('uint8',)" if dtype.name != "uint8" else
@@ -495,8 +499,7 @@ class _Reader:
         for name in ("W1", "W2"):
             if not self.has(name):
                 raise self.error(f"the array {name!r} is missing")
-        (w1_shape, w1_dtype, _, _), (w2_shape, w2_dtype, _, _) = (self.headers["W1"],
-                                                                   self.headers["W2"])
+        (w1_shape, w1_dtype), (w2_shape, w2_dtype) = self.headers["W1"], self.headers["W2"]
         for name, dtype, want in (("W1", w1_dtype, ("float32", "float64")),
                                   ("W2", w2_dtype, (w1_dtype.name,))):
             if dtype.name not in want:

@@ -286,6 +286,8 @@ def check_class_indices(y, n_classes):
     if not xp.isdtype(y.dtype, "integral"):
         raise ValueError(f"y must hold integer class indices 0..{n_classes - 1}, "
                          f"got dtype {y.dtype}")
+    if y.shape[0] == 0 or (int(xp.min(y)) >= 0 and int(xp.max(y)) < n_classes):
+        return  # the common case, without temporaries the size of y
     bad = y[(y < 0) | (y >= n_classes)]
     if bad.shape[0]:
         values = xp.sort(xp.unique_values(bad))
