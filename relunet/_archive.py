@@ -273,8 +273,8 @@ class Archive:
             raise ArchiveError(f"is damaged: the data of {m.name!r} run past the zip directory")
 
     # -------------------------------------------------------------------- data
-    def chunks(self, name):
-        """Yield the member's bytes, at most ``_CHUNK`` at a time: never more in all than its
+    def chunks(self, name, size=_CHUNK):
+        """Yield the member's bytes, at most ``size`` at a time: never more in all than its
         directory entry declares; exactly that many and a matching CRC-32 by the end."""
         m = self.members[name]
         left, pos, produced, crc = m.compressed_size, m.data_offset, 0, 0
@@ -282,14 +282,14 @@ class Archive:
         pending = b""
         while True:
             if not pending and left:
-                n = min(_CHUNK, left)
+                n = min(size, left)
                 pending = self._read_at(pos, n)
                 pos, left = pos + n, left - n
             if inflate is None:
                 out, pending = pending, b""
             else:
                 try:
-                    out = inflate.decompress(pending, _CHUNK)
+                    out = inflate.decompress(pending, size)
                 except zlib.error as exc:
                     raise ArchiveError(f"has the damaged member {name!r} ({exc})") from None
                 pending = inflate.unconsumed_tail
@@ -314,7 +314,7 @@ class Archive:
     def prefix(self, name, n):
         """The member's first ``n`` bytes (fewer if it is shorter); no CRC check."""
         out = bytearray()
-        stream = self.chunks(name)
+        stream = self.chunks(name, size=max(1, n))  # inflate no more than is asked for
         try:
             for chunk in stream:
                 out += chunk[: n - len(out)]
