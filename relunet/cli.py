@@ -535,13 +535,15 @@ def _print_table(title, header, rows, stream=None):
     stream = stream if stream is not None else sys.stdout
     console = _rich_console(stream)
     if console is not None:
+        from rich.markup import escape
         from rich.table import Table
 
+        # cells may be class names from a file: "[red]" is text, not rich markup
         table = Table(title=title, title_justify="left")
         for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i == 0 else "right")
+            table.add_column(escape(str(name)), justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*[str(c) for c in row])
+            table.add_row(*[escape(str(c)) for c in row])
         console.print(table)
         return
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

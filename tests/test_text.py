@@ -68,3 +68,20 @@ def test_predict_escapes_names_on_stdout_and_keeps_them_in_a_file(capsys, hostil
     with open(tmp_path / "p.csv", newline="", encoding="utf-8") as fh:
         raw = fh.read()
     assert all(label in raw for label in HOSTILE[:3])  # the file keeps the labels as stored
+
+
+def test_evaluate_table_shows_names_as_text_on_a_terminal(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("rich", reason="the table on a terminal is rich's")
+    rng = np.random.default_rng(1)
+    labels = np.array(["[red]ant", "bee\x1b[31m", "cow"])
+    X = rng.standard_normal((60, 3)) + 3 * (np.arange(60) % 3)[:, None]
+    y = labels[np.arange(60) % 3]
+    save(small_classifier(hidden_units=4, max_iter=5).fit(X, y), tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    assert cli.main(["evaluate", str(tmp_path / "m.npz"), str(tmp_path / "x.npy"),
+                     "--labels", str(tmp_path / "y.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "[red]ant" in out  # shown as written, not taken as rich markup
+    assert "bee\\x1b[31m" in out and "bee\x1b" not in out
