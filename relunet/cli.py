@@ -310,10 +310,11 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     from ._signals import Terminated, signals_as_exceptions
+    from .io import metadata_cache
 
     debug = getattr(args, "debug", False)
     try:
-        with signals_as_exceptions(), warnings.catch_warnings():
+        with signals_as_exceptions(), metadata_cache(), warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore", category=DeprecationWarning)
                 # numpy data for a model that knows its column names (or the reverse):

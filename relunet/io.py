@@ -17,6 +17,7 @@ folder, fsync, ``os.replace``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import io
@@ -252,6 +253,24 @@ def _names(estimator):
 
 
 # ---------------------------------------------------------------------------------- load
+@contextlib.contextmanager
+def metadata_cache():
+    """Within the block, a model file's metadata is parsed once, however often it is read.
+
+    ``relunet`` runs each command in one: ``info`` loads the model and reads its metadata,
+    and the file's JSON is parsed once.  The cache holds the last file read (known by device,
+    inode, size and modification times; a rewritten file is read again) and is dropped when
+    the block ends.  Callers get their own copy each time.
+    """
+    with _Reader._cache_lock:
+        outer, _Reader._cache = _Reader._cache, _Reader._cache or (None, None)
+    try:
+        yield
+    finally:
+        with _Reader._cache_lock:
+            _Reader._cache = outer
+
+
 def read_metadata(path):
     """The metadata dict of the model file ``path`` (checked, without loading the weights).
 
@@ -309,7 +328,7 @@ class _Reader:
     array's data are read only when asked for, into one buffer of the size its header declares.
     """
 
-    _cache = (None, None)  # (file identity, metadata) of the last file read: read it once
+    _cache = None  # inside metadata_cache(): (file identity, metadata) of the last file read
     _cache_lock = threading.Lock()
 
     def __init__(self, path):
@@ -461,7 +480,7 @@ class _Reader:
                              f"{_MAX_METADATA_BYTES:,} are read)")
         identity = self.archive.identity
         with _Reader._cache_lock:
-            cached_identity, cached = _Reader._cache
+            cached_identity, cached = _Reader._cache or (None, None)
         if cached_identity == identity:
             return copy.deepcopy(cached)
         raw = self.array("metadata", dtypes=("uint8",), ndim=1).tobytes()
@@ -488,7 +507,8 @@ class _Reader:
                 raise self.error(f"the metadata's {key!r} is missing or not a {kind.__name__}")
         self._check_fields(meta)
         with _Reader._cache_lock:
-            _Reader._cache = (identity, copy.deepcopy(meta))
+            if _Reader._cache is not None:
+                _Reader._cache = (identity, copy.deepcopy(meta))
         return meta
 
     def _check_fields(self, meta):

@@ -320,23 +320,28 @@ def test_values_that_cannot_predict_are_refused(model_file, pipeline_file, tmp_p
     _refusals(model_file, cases)
 
 
-def test_metadata_is_parsed_once_per_file(model_file, tmp_path, monkeypatch):
+def test_metadata_is_parsed_once_per_command(model_file, tmp_path, monkeypatch):
+    from relunet import cli
     from relunet import io as model_io
 
     calls = []
     real = model_io._parse_json
     monkeypatch.setattr(model_io, "_parse_json", lambda raw: calls.append(1) or real(raw))
-    model_io._Reader._cache = (None, None)
     path = tmp_path / "once.npz"
     path.write_bytes(model_file.read_bytes())
-    load(path)
-    first = read_metadata(path)
-    first["classes"].append("mutated")  # the caller's copy: the next reader is unaffected
-    assert read_metadata(path)["classes"] == [0, 1, 2]
+    assert cli.main(["info", str(path)]) == 0  # loads the model, then shows its metadata
     assert len(calls) == 1
-    os.utime(path, ns=(1, 1))  # another file (a changed modification time): parsed again
-    read_metadata(path)
-    assert len(calls) == 2
+    with model_io.metadata_cache():
+        load(path)
+        first = read_metadata(path)
+        first["classes"].append("mutated")  # the caller's copy: the next reader is unaffected
+        assert read_metadata(path)["classes"] == [0, 1, 2]
+        assert len(calls) == 2
+        os.utime(path, ns=(1, 1))  # another file (a changed modification time): parsed again
+        read_metadata(path)
+        assert len(calls) == 3
+    read_metadata(path)  # outside a command nothing is kept
+    assert len(calls) == 4 and model_io._Reader._cache is None
 
 
 def test_refusal_messages_name_the_file(tmp_path):
