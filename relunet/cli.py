@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
@@ -308,9 +309,12 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    from ._signals import Terminated, signals_as_exceptions
+    from .io import metadata_cache
+
     debug = getattr(args, "debug", False)
     try:
-        with warnings.catch_warnings():
+        with signals_as_exceptions(), metadata_cache(), warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore", category=DeprecationWarning)
                 # numpy data for a model that knows its column names (or the reverse):
@@ -322,6 +326,11 @@ def main(argv=None):
             traceback.print_exc()
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as exc:  # SIGTERM, SIGHUP: temporary files are gone, as on Ctrl-C
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:  # `relunet predict ... | head`
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
@@ -342,14 +351,29 @@ def _describe(exc):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror:
         where = exc.filename if exc.filename is not None else ""
-        text = f"{where}: {exc.strerror}" if where else exc.strerror
+        what = (f"{_OS_ERRORS[exc.errno]} ({exc.strerror})" if exc.errno in _OS_ERRORS
+                else exc.strerror)
+        text = f"{where}: {what}" if where else what
     elif isinstance(exc, MemoryError):
         text = "out of memory; try a smaller --hidden or --batch-size, or fewer rows"
     elif isinstance(exc, ValueError) or type(exc).__name__ == "ModelFileError":
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc} (unexpected; run with --debug for the traceback)"
-    return " ".join(text.split()) or type(exc).__name__
+    from ._text import printable
+
+    return printable(" ".join(text.split())) or type(exc).__name__
+
+
+# What an OSError means for the user, in words, before the system's own terse text.
+_OS_ERRORS = {
+    errno.ENOSPC: "cannot write: the disk is full",
+    errno.EDQUOT: "cannot write: the disk quota is used up",
+    errno.EFBIG: "cannot write: the file is too large for this file system",
+    errno.EROFS: "cannot write: the file system is read-only",
+    errno.EIO: "the disk or network file system failed",
+    errno.ENOTDIR: "a part of the path is not a directory",
+}
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -512,13 +536,15 @@ def _print_table(title, header, rows, stream=None):
     stream = stream if stream is not None else sys.stdout
     console = _rich_console(stream)
     if console is not None:
+        from rich.markup import escape
         from rich.table import Table
 
+        # cells may be class names from a file: "[red]" is text, not rich markup
         table = Table(title=title, title_justify="left")
         for i, name in enumerate(header):
-            table.add_column(name, justify="left" if i == 0 else "right")
+            table.add_column(escape(str(name)), justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*[str(c) for c in row])
+            table.add_row(*[escape(str(c)) for c in row])
         console.print(table)
         return
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -770,6 +796,8 @@ def _model_data(args, model, *, need_labels):
 def cmd_evaluate(args):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+    from ._text import printable
+
     model = _load_model(args.model)
     net = _network(model)
     ds, X = _model_data(args, model, need_labels=True)
@@ -790,13 +818,14 @@ def cmd_evaluate(args):
     print(f"{args.data}: {len(y)} rows")
     print(f"accuracy: {accuracy:.4f}  ({int(np.sum(pred == y))}/{len(y)} correct)")
     if unknown:
-        print(f"warning: labels the model never saw: {', '.join(unknown)}", file=sys.stderr)
+        print(f"warning: labels the model never saw: {', '.join(map(printable, unknown))}",
+              file=sys.stderr)
     print()
-    rows = [(str(c), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", int(s))
+    rows = [(printable(c), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", int(s))
             for c, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)]
     _print_table("per class", ("class", "precision", "recall", "f1", "support"), rows)
     print()
-    names = [str(c) for c in labels]
+    names = [printable(c) for c in labels]
     _print_table("confusion matrix (rows: true class, columns: predicted)",
                  ("true \\ predicted", *names),
                  [(n, *row) for n, row in zip(names, matrix.tolist(), strict=True)])
@@ -825,15 +854,20 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     import csv
 
+    from ._text import printable
+
     model = _load_model(args.model)
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)
+    # On stdout (a terminal, perhaps) names from the model file are escaped; a --out file
+    # keeps the labels exactly as stored.
+    shown = printable if args.out is None else (lambda v: v)
     pred = model.predict(X)
     header = ["prediction"]
     columns = [pred]
     if args.proba:
         proba = model.predict_proba(X)
-        names = [str(c) for c in classes]
+        names = [shown(str(c)) for c in classes]
         header += [n if n != "prediction" else "p_prediction" for n in names]
         columns += [proba[:, k] for k in range(proba.shape[1])]
 
@@ -841,7 +875,8 @@ def cmd_predict(args):
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         for i in range(len(pred)):
-            row = [pred[i].item() if hasattr(pred[i], "item") else pred[i]]
+            label = pred[i].item() if hasattr(pred[i], "item") else pred[i]
+            row = [shown(label) if isinstance(label, str) else label]
             row += [f"{col[i]:.6g}" for col in columns[1:]]
             writer.writerow(row)
 
@@ -908,6 +943,7 @@ def _scaler_name(model):
 
 def cmd_info(args):
     from . import io as model_io
+    from ._text import printable
 
     model = _load_model(args.model)
     meta = dict(model_io.read_metadata(args.model))
@@ -917,8 +953,9 @@ def cmd_info(args):
     size = os.path.getsize(args.model)
     created = meta.pop("created", None)
     print(f"{args.model}: relunet model ({size / 1024:.1f} KiB), file format "
-          f"{meta.pop('format_version', '?')}, written by relunet "
-          f"{meta.pop('relunet_version', '?')}" + (f" on {created}" if created else ""))
+          f"{_short(meta.pop('format_version', '?'))}, written by relunet "
+          f"{_short(meta.pop('relunet_version', '?'))}"
+          + (f" on {_short(created)}" if created else ""))
     print(f"network: {D} inputs -> {H} ReLU units -> {K} scores (softmax)")
     print(f"weights: W1 {W1.shape}, W2 {W2.shape}: {W1.size + W2.size:,} parameters, "
           f"{W1.dtype} (biases are the last rows)")
@@ -927,21 +964,22 @@ def cmd_info(args):
     seen = prep.get("n_samples_seen")
     print(f"preprocessing: {scaler}" + (f" (fitted on {seen} rows)"
                                         if scaler != "none" and isinstance(seen, int) else ""))
-    classes = [str(c) for c in net.classes_]
+    classes = [printable(c) for c in net.classes_]
     print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
     names = _feature_names(model, args.model)
+    names = names and [printable(n) for n in names]
     print(f"features ({D}): " + (", ".join(names[:12]) + (", ..." if D > 12 else "")
                                  if names else "unnamed (trained on an array)"))
     params = meta.pop("hyperparameters", None) or {}
     if params:
         print("hyper-parameters:")
         for key in sorted(params):
-            print(f"  {key}: {_short(params[key])}")
+            print(f"  {printable(key)}: {_short(params[key])}")
     training = meta.pop("training", None) or {}
     if training:
         print("training:")
         epochs = training.get("n_iter")
-        print(f"  epochs: {epochs}   stop reason: {training.get('stop_reason') or '-'}   "
+        print(f"  epochs: {epochs}   stop reason: {_short(training.get('stop_reason') or '-')}   "
               f"time: {_short(training.get('fit_seconds'))} s")
         for key, label in (("final_loss", "final training loss"), ("best_loss", "best loss"),
                            ("t", "examples processed")):
@@ -954,7 +992,7 @@ def cmd_info(args):
              "n_hidden", "n_classes", "weights_dtype"}
     for key, value in meta.items():  # anything a newer file format adds
         if key not in shown:
-            print(f"{key.replace('_', ' ')}: {_short(value)}")
+            print(f"{printable(key.replace('_', ' '))}: {_short(value)}")
     return EXIT_OK
 
 
@@ -963,7 +1001,9 @@ def _short(value, limit=100):
         return f"{value:.6g}"
     if isinstance(value, list) and len(value) > 8:
         return f"[{len(value)} values]"
-    text = str(value)
+    from ._text import printable
+
+    text = printable(value)  # values from the model file: control characters escaped
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

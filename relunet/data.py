@@ -166,6 +166,11 @@ def atomic_path(path, *, suffix=".tmp"):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is not None or not exc.errno:
+            raise
+        # a write into the temporary file (a full disk...): name the file being written
+        raise type(exc)(exc.errno, exc.strerror, path) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -16,6 +16,7 @@ from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -78,7 +79,9 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         Shuffle the examples every epoch (mini-batch solvers).
     random_state : int, RandomState instance or None, default=None
         Seeds the initial weights, the shuffling and the validation split.  An int gives
-        ``numpy.random.default_rng(random_state)``; a ``RandomState`` is asked for a seed.
+        ``numpy.random.default_rng(random_state)``; a ``RandomState`` is asked for a seed, and
+        None asks NumPy's global one (scikit-learn's ``check_random_state`` convention: after
+        ``np.random.seed(s)`` the fit is repeatable).
     tol : float, default=1e-4
         Training stops when the monitored loss has not improved by ``tol`` for
         ``n_iter_no_change`` epochs (``"adaptive"`` first divides the rate by 5).
@@ -516,8 +519,10 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
 
     def _rng(self):
         rs = self.random_state
-        if isinstance(rs, np.random.RandomState):
-            rs = int(rs.randint(np.iinfo(np.int32).max))
+        if rs is None or isinstance(rs, np.random.RandomState):
+            # scikit-learn's convention (check_random_state): None is NumPy's global
+            # RandomState, so np.random.seed(...) before fit makes fits repeatable
+            rs = int(check_random_state(rs).randint(np.iinfo(np.int32).max))
         return np.random.default_rng(rs)
 
     def _epoch_callback(self):

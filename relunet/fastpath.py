@@ -46,7 +46,10 @@ products are small) plus a few passes over the weights, so the rules are:
 Results are deterministic: the parts' shares of the work are fixed by ``n_threads``, and
 partial results are combined in a fixed order, so the same seed gives bit-identical weights
 run after run.  A different ``n_threads``, or the compiled kernels on or off, orders the sums
-differently and so changes results at the level of float rounding.
+differently and so changes results at the level of float rounding.  Fits running at the same
+time in threads of one process share one BLAS limit (:func:`_one_blas_thread`) and split
+their work as each would alone, so they give the weights the same fits give one after another,
+and leave BLAS's thread count as they found it.
 """
 
 from __future__ import annotations
@@ -56,12 +59,12 @@ import math
 import os
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 
 from . import kernels as kernels_module
-from .network import Params
+from .network import Params, check_class_indices
 
 __all__ = ["Workspace", "default_threads", "predict_scores"]
 
@@ -77,15 +80,19 @@ def default_threads():
     """Threads an epoch uses: as many as NumPy's BLAS would, at most the usable CPUs.
 
     So the usual knobs apply: ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` or a surrounding
-    ``threadpoolctl.threadpool_limits(n)``.
+    ``threadpoolctl.threadpool_limits(n)``.  While other fits' epochs hold BLAS at one thread
+    (:func:`_one_blas_thread`), the count from before their limit is used.
     """
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        blas = os.cpu_count() or 1
-    else:
-        blas = max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
-                   default=1)
+    with _blas_lock:
+        blas = _blas_held["threads"] if _blas_held["users"] else None
+        if blas is None:
+            try:
+                from threadpoolctl import threadpool_info
+            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+                blas = os.cpu_count() or 1
+            else:
+                blas = max((i["num_threads"] for i in threadpool_info()
+                            if i["user_api"] == "blas"), default=1)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(blas, cpus or 1))
 
@@ -143,6 +150,38 @@ def _level1_blas(dtype):
     except (ImportError, OSError, AttributeError):  # no threadpoolctl, or other symbols
         pass
     return None
+
+
+# One BLAS limit for all the epochs running in the process.  threadpoolctl's limit saves the
+# count it finds and restores it on exit: two fits in threads overlapping as A-enter, B-enter
+# (saving A's 1), A-exit, B-exit would leave the whole process on one BLAS thread, and a fit
+# starting in between would see 1 and split its work differently.  Here the first epoch to
+# start limits BLAS, the last to end restores it, and default_threads() meanwhile answers with
+# the count from before.
+_blas_lock = threading.Lock()
+_blas_held = {"users": 0, "limiter": None, "threads": None}
+
+
+@contextmanager
+def _one_blas_thread(controller):
+    """BLAS on one thread (``controller``: a threadpoolctl controller, or None) while the block
+    runs, shared by the epochs of all threads; restored when the last of them ends."""
+    with _blas_lock:
+        if _blas_held["users"] == 0:
+            _blas_held["threads"] = max(
+                [lib["num_threads"] for lib in controller.info()] if controller else [], default=1)
+            _blas_held["limiter"] = controller.limit(limits=1) if controller else None
+        _blas_held["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_held["users"] -= 1
+            if _blas_held["users"] == 0:
+                limiter, _blas_held["limiter"] = _blas_held["limiter"], None
+                _blas_held["threads"] = None
+                if limiter is not None:
+                    limiter.restore_original_limits()
 
 
 def _blas_controller():
@@ -559,6 +598,7 @@ class Workspace:
         float
             ``L_d / b`` (or the weighted mean), without the α/2 Σ w² term.
         """
+        check_class_indices(yb, self.shape[2])
         W1, W2 = params
         dW1, dW2 = self.grads
         blocks = [Xb[:, features] for features in self._features]
@@ -612,6 +652,7 @@ class Workspace:
             sum of example weights), and Σ of those weights.  If a batch's loss is not
             finite, the epoch stops before that batch's update and ``total`` is that loss.
         """
+        check_class_indices(y, self.shape[2])  # once per epoch, for both loops
         kernels = self._use_kernels()
         rule = _rule_of(optimizer) if kernels is not None else None
         # One batch per epoch (full-batch "gd") has no per-batch Python to save, and the
@@ -717,13 +758,11 @@ class Workspace:
                                      c.scale * alpha)
 
         gather(0, iter(range(n_chunks)))
-        limit = nullcontext()
-        if T > 1:
-            if self._blas is None:
-                self._blas = _blas_controller()
-            if self._blas is not None:
-                limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
-        with limit:
+        if self._blas is None:
+            self._blas = _blas_controller() or False
+        # our threads split the work, not BLAS's; also with one part, so that a fit gives the
+        # same numbers whether or not another fit holds BLAS at one thread meanwhile
+        with _one_blas_thread(self._blas or None):
             optimizer.blas = level1
             try:
                 _run_parts(T, work)
@@ -780,13 +819,10 @@ class Workspace:
             else np.ascontiguousarray(sample_weight, np.float64))
         net = kernels_module.EpochNet(W1, W2, dW1, dW2, *state(0), *state(1))
         rule = kernels_module.EpochRule(code, np.array(hyper, self.dtype), scale, steps)
-        limit = nullcontext()
-        if T > 1 and self._blas is None:
-            self._blas = _blas_controller()
-        if T > 1 and self._blas is not None:
-            limit = self._blas.limit(limits=1)  # our threads split the work, not BLAS's
+        if self._blas is None:
+            self._blas = _blas_controller() or False
         try:
-            with limit:
+            with _one_blas_thread(self._blas or None):  # as in run_epoch
                 done = _run_compiled_parts(
                     T, lambda t: kernels.epoch_part(t, data, net, rule, work), sync)
         except Exception as exc:

@@ -7,27 +7,48 @@ Layout (format version 1)::
     metadata        uint8, UTF-8 JSON           see :func:`save`
     scaler.<attr>   (D,) float64                only for a Pipeline: the scaler's fitted arrays
 
-Nothing is pickled: files are read with ``np.load(..., allow_pickle=False)`` and JSON, every
-array's header is checked before its data is read, and anything unexpected raises
-:class:`ModelFileError` naming the file.  Writes are atomic (temporary file in the same
+Nothing is pickled or executed.  Files are read within budgets (``_MAX_*`` below, README
+"Model files"): the zip directory is checked by :mod:`relunet._archive` before any member is
+read, every array's ``.npy`` header and every metadata field are checked against each other
+before an array's data are read, and anything unexpected raises :class:`ModelFileError`
+naming the file.  Writes are atomic (temporary file in the same
 folder, fsync, ``os.replace``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as _dt
+import io
 import json
 import math
 import os
+import re
 import tempfile
+import threading
 
 import numpy as np
+
+from . import _archive
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "save", "load", "read_metadata"]
 
 FORMAT_VERSION = 1
 _FORMAT_NAME = "relunet-model"
-_MAX_METADATA_BYTES = 64 * 2**20
+
+# Reading budgets (README "Model files"): what a hostile file can make a reader spend.
+_MAX_MEMBERS = 1024  # zip members
+_MAX_DIRECTORY_BYTES = 2**20  # zip central directory
+_MAX_DEFLATE_RATIO = 32  # declared inflated bytes per compressed byte of a deflated member
+_MAX_NPY_HEADER = 4096  # bytes of one .npy header (numpy's own limit is 10 000)
+_MAX_METADATA_BYTES = 8 * 2**20  # of JSON
+_MAX_JSON_VALUES = 500_000  # counted from the text before parsing
+_MAX_JSON_DEPTH = 32
+_MAX_JSON_STRING = 4096  # characters of one string (a label, a feature name, a key)
+_MAX_DIM = 2**31 - 1  # n_features_in
+_MAX_ABS_WEIGHT = 1e10  # |w| of a weight in W1, W2
+_PREFIXES = ("scaler.", "prep.")  # members beside W1, W2 and metadata
 
 # The scalers a Pipeline may hold, with their fitted array attributes (None allowed where
 # the scaler sets them to None) and the JSON-able attributes restored beside them.
@@ -232,6 +253,24 @@ def _names(estimator):
 
 
 # ---------------------------------------------------------------------------------- load
+@contextlib.contextmanager
+def metadata_cache():
+    """Within the block, a model file's metadata is parsed once, however often it is read.
+
+    ``relunet`` runs each command in one: ``info`` loads the model and reads its metadata,
+    and the file's JSON is parsed once.  The cache holds the last file read (known by device,
+    inode, size and modification times; a rewritten file is read again) and is dropped when
+    the block ends.  Callers get their own copy each time.
+    """
+    with _Reader._cache_lock:
+        outer, _Reader._cache = _Reader._cache, _Reader._cache or (None, None)
+    try:
+        yield
+    finally:
+        with _Reader._cache_lock:
+            _Reader._cache = outer
+
+
 def read_metadata(path):
     """The metadata dict of the model file ``path`` (checked, without loading the weights).
 
@@ -280,38 +319,37 @@ def load(path):
 
 
 class _Reader:
-    """Opens a model file and hands out validated arrays; every failure is a ModelFileError."""
+    """Opens a model file within the budgets and hands out validated arrays; every failure is
+    a ModelFileError naming the file.
+
+    The zip directory is checked first (:class:`relunet._archive.Archive`), then every member's
+    ``.npy`` header (at most ``_MAX_NPY_HEADER`` bytes read), then the metadata (size checked
+    before reading, JSON budgets while parsing, every field against the arrays' headers).  An
+    array's data are read only when asked for, into one buffer of the size its header declares.
+    """
+
+    _cache = None  # inside metadata_cache(): (file identity, metadata) of the last file read
+    _cache_lock = threading.Lock()
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        self.npz = None
+        self.archive = None
+        self.headers = {}  # name -> (shape, dtype) of every array, from its .npy header
+        self._layout = {}  # name -> (fortran_order, header_size)
 
     def error(self, what):
         return ModelFileError(f"{self.path}: {what}")
 
     def __enter__(self):
-        with open(self.path, "rb") as fh:  # FileNotFoundError etc. pass through unchanged
-            magic = fh.read(6)
-        if not magic:
-            raise self.error("not a relunet model file (the file is empty)")
-        if magic.startswith(b"\x93NUMPY"):
-            raise self.error("not a relunet model file (a single .npy array, not an .npz)")
-        if not magic.startswith(b"PK"):
-            raise self.error(
-                "not a relunet model file (not an .npz archive; pickled data is never loaded)"
+        try:  # FileNotFoundError, PermissionError, IsADirectoryError pass through unchanged
+            self.archive = _archive.Archive(
+                self.path, max_members=_MAX_MEMBERS, max_directory=_MAX_DIRECTORY_BYTES,
+                max_ratio=_MAX_DEFLATE_RATIO,
             )
+        except _archive.ArchiveError as exc:
+            raise self.error(f"not a readable model file: it {exc}") from None
         try:
-            npz = np.load(self.path, allow_pickle=False)
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            raise
-        except Exception as exc:  # truncated zips, random bytes, ... : never fatal
-            raise self.error(f"not a readable model file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - magic checked
-            raise self.error("not a relunet model file (not an .npz archive)")
-        self.npz = npz
-        try:
-            self._scan()
-            self.metadata = self._metadata()
+            self._open()
         except BaseException:
             self.close()
             raise
@@ -321,31 +359,51 @@ class _Reader:
         self.close()
 
     def close(self):
-        if self.npz is not None:
-            self.npz.close()
-            self.npz = None
+        if self.archive is not None:
+            self.archive.close()
+            self.archive = None
 
     def has(self, name):
         return name in self.headers
 
+    def _open(self):
+        magic = self.archive.head(6)
+        if not magic:
+            raise self.error("not a relunet model file (the file is empty)")
+        if magic.startswith(b"\x93NUMPY"):
+            raise self.error("not a relunet model file (a single .npy array, not an .npz)")
+        if not magic.startswith(b"PK"):
+            raise self.error(
+                "not a relunet model file (not an .npz archive; pickled data is never loaded)"
+            )
+        try:
+            self.archive.read_directory()
+        except _archive.ArchiveError as exc:
+            raise self.error(f"not a readable model file: it {exc}") from None
+        self._scan()
+        self.metadata = self._metadata()
+
     def _scan(self):
-        """Read every entry's header: refuse object arrays and foreign entries up front."""
-        self.headers = {}
-        for info in self.npz.zip.infolist():
-            if not info.filename.endswith(".npy"):
-                raise self.error(f"unexpected entry {info.filename!r}")
-            name = info.filename[:-4]
-            if name not in ("W1", "W2", "metadata") and not name.startswith("scaler."):
-                raise self.error(f"unexpected entry {info.filename!r}")
+        """Read every member's ``.npy`` header: refuse foreign members, object arrays, odd
+        dtypes, and a header whose shape disagrees with the member's size, before any data."""
+        for member in self.archive.members.values():
+            if not member.name.endswith(".npy"):
+                raise self.error(f"unexpected entry {member.name!r}")
+            name = member.name[:-4]
+            if name not in ("W1", "W2", "metadata") and not name.startswith(_PREFIXES):
+                raise self.error(f"unexpected entry {member.name!r}")
             try:
-                with self.npz.zip.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                    else:
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                    header_size = fh.tell()
-            except Exception as exc:  # bad magic, bad header, truncated, bad CRC, ...
+                fh = io.BytesIO(self.archive.prefix(member.name, _MAX_NPY_HEADER))
+                version = np.lib.format.read_magic(fh)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f"unsupported .npy format version {version}")
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read(fh, max_header_size=_MAX_NPY_HEADER)
+                header_size = fh.tell()
+            except _archive.ArchiveError as exc:
+                raise self.error(f"the array {name!r} is damaged (the file {exc})") from None
+            except Exception as exc:  # bad magic, bad header, too long a header, ...
                 raise self.error(
                     f"the array {name!r} is damaged ({type(exc).__name__}: {exc})"
                 ) from None
@@ -353,38 +411,81 @@ class _Reader:
                 raise self.error(
                     f"the array {name!r} holds Python objects (pickled data); refusing to load it"
                 )
-            if info.file_size < header_size + math.prod(shape) * dtype.itemsize:
+            if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biufU":
+                raise self.error(f"the array {name!r} has the unsupported dtype {dtype}")
+            if any(n < 0 for n in shape):
+                raise self.error(f"the array {name!r} has the invalid shape {shape}")
+            need = header_size + math.prod(shape) * dtype.itemsize
+            if member.size < need:
                 raise self.error(f"the array {name!r} is truncated")
+            if member.size > need:
+                raise self.error(f"the array {name!r} is damaged (bytes after its data)")
             self.headers[name] = (tuple(shape), dtype)
+            self._layout[name] = (bool(fortran), header_size)
 
     def array(self, name, *, dtypes, ndim, shape=None):
-        """The array ``name``, after checking its header (dtype, shape) and its values."""
+        """The array ``name``, after checking its header (dtype, shape) and its values.
+
+        Read into one buffer of the size its header declares (checked against the zip
+        directory), in native byte order; floating arrays must be finite, weights ``W1``/``W2``
+        at most ``_MAX_ABS_WEIGHT`` in size, and arrays named ``*scale_`` non-zero.
+        """
         if name not in self.headers:
             raise self.error(f"the array {name!r} is missing")
-        a_shape, a_dtype = self.headers[name]
+        (a_shape, a_dtype), (fortran, header_size) = self.headers[name], self._layout[name]
         if a_dtype.name not in dtypes:
             raise self.error(f"the array {name!r} has dtype {a_dtype}, expected one of {dtypes}")
         if len(a_shape) != ndim or (shape is not None and a_shape != tuple(shape)):
             want = tuple(shape) if shape is not None else f"{ndim} dimension(s)"
             raise self.error(f"the array {name!r} has shape {a_shape}, expected {want}")
+        if fortran:
+            value = np.empty(a_shape[::-1], dtype=a_dtype).T
+            buffer = value.T
+        else:
+            value = buffer = np.empty(a_shape, dtype=a_dtype)
         try:
-            value = self.npz[name]
-        except Exception as exc:
-            raise self.error(
-                f"the array {name!r} is damaged ({type(exc).__name__}: {exc})"
-            ) from None
-        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-            raise self.error(f"the array {name!r} holds NaN or infinite values")
+            self.archive.read_into(name + ".npy", memoryview(buffer).cast("B"), skip=header_size)
+        except _archive.ArchiveError as exc:
+            raise self.error(f"the array {name!r} is damaged (the file {exc})") from None
+        if not a_dtype.isnative:  # big-endian data: the same values, in this machine's order
+            value = value.byteswap().view(a_dtype.newbyteorder("="))
+        if value.dtype.kind == "f":
+            if not np.all(np.isfinite(value)):
+                raise self.error(f"the array {name!r} holds NaN or infinite values")
+            if name in ("W1", "W2") and value.size:
+                biggest = float(np.max(np.abs(value)))
+                if biggest > _MAX_ABS_WEIGHT:
+                    raise self.error(
+                        f"the array {name!r} holds a weight of size {biggest:.3g}; trained "
+                        f"weights are far below {_MAX_ABS_WEIGHT:.0e} and larger ones make "
+                        "every prediction overflow"
+                    )
+            if name.endswith("scale_") and np.any(value == 0):
+                raise self.error(
+                    f"the array {name!r} holds a zero scale (a scaler never fits one; "
+                    "transforming would divide by zero)"
+                )
         return value
 
     def _metadata(self):
         if not self.has("metadata"):
             raise self.error("not a relunet model file (no 'metadata' entry)")
-        raw = self.array("metadata", dtypes=("uint8",), ndim=1)
-        if raw.size > _MAX_METADATA_BYTES:
-            raise self.error("the metadata is implausibly large")
+        shape, dtype = self.headers["metadata"]
+        if dtype.name != "uint8" or len(shape) != 1:
+            raise self.error(f"the array 'metadata' has dtype {dtype}, expected one of "
+                             "('uint8',)" if dtype.name != "uint8" else
+                             f"the array 'metadata' has shape {shape}, expected 1 dimension(s)")
+        if shape[0] > _MAX_METADATA_BYTES:
+            raise self.error(f"the metadata is implausibly large ({shape[0]:,} bytes; at most "
+                             f"{_MAX_METADATA_BYTES:,} are read)")
+        identity = self.archive.identity
+        with _Reader._cache_lock:
+            cached_identity, cached = _Reader._cache or (None, None)
+        if cached_identity == identity:
+            return copy.deepcopy(cached)
+        raw = self.array("metadata", dtypes=("uint8",), ndim=1).tobytes()
         try:
-            meta = json.loads(raw.tobytes().decode("utf-8"))
+            meta = _parse_json(raw)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise self.error(f"the metadata is not valid JSON ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT_NAME:
@@ -404,16 +505,118 @@ class _Reader:
         ):
             if not isinstance(meta.get(key), kind):
                 raise self.error(f"the metadata's {key!r} is missing or not a {kind.__name__}")
+        self._check_fields(meta)
+        with _Reader._cache_lock:
+            if _Reader._cache is not None:
+                _Reader._cache = (identity, copy.deepcopy(meta))
         return meta
+
+    def _check_fields(self, meta):
+        """Every metadata field that describes the arrays, against their headers."""
+        D = meta["n_features_in"]
+        if isinstance(D, bool) or not 1 <= D <= _MAX_DIM:
+            raise self.error(f"the metadata's n_features_in {D!r} is not in 1..{_MAX_DIM}")
+        for name in ("W1", "W2"):
+            if not self.has(name):
+                raise self.error(f"the array {name!r} is missing")
+        (w1_shape, w1_dtype), (w2_shape, w2_dtype) = self.headers["W1"], self.headers["W2"]
+        for name, dtype, want in (("W1", w1_dtype, ("float32", "float64")),
+                                  ("W2", w2_dtype, (w1_dtype.name,))):
+            if dtype.name not in want:
+                raise self.error(f"the array {name!r} has dtype {dtype}, expected one of {want}")
+        if len(w1_shape) != 2:
+            raise self.error(f"the array 'W1' has shape {w1_shape}, expected 2 dimension(s)")
+        H = w1_shape[1]
+        if w1_shape[0] != D + 1 or H < 1:
+            raise self.error(f"W1 has shape {w1_shape}, expected ({D + 1}, H) for {D} features")
+        K = len(meta["classes"])
+        if w2_shape != (H + 1, K):
+            raise self.error(f"the array 'W2' has shape {w2_shape}, expected {(H + 1, K)}")
+        hidden_units = meta["hyperparameters"].get("hidden_units", H)
+        for key, value, want in (("n_hidden", meta.get("n_hidden", H), H),
+                                 ("n_classes", meta.get("n_classes", K), K),
+                                 ("hyperparameters.hidden_units", hidden_units, H)):
+            if not isinstance(value, int) or isinstance(value, bool) or value != want:
+                raise self.error(f"the metadata's {key} is {value!r} but the weights have {want}")
+        wd = meta.get("weights_dtype", w1_dtype.name)
+        if wd != w1_dtype.name:
+            raise self.error(f"the metadata's weights_dtype is {wd!r} but W1 is {w1_dtype.name}")
+        names = meta.get("feature_names")
+        if names is not None and not (isinstance(names, list) and len(names) == D
+                                      and all(isinstance(n, str) for n in names)):
+            raise self.error("feature_names must be a list of n_features_in strings")
+        try:
+            _labels(meta["classes"], meta["classes_dtype"])
+        except ValueError as exc:
+            raise self.error(f"inconsistent metadata (ValueError: {exc})") from None
+        tr = meta["training"]
+        for key in ("n_iter", "t"):
+            v = tr.get(key, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise self.error(f"the metadata's training.{key} must be an integer >= 0, "
+                                 f"got {v!r}")
+        if not isinstance(meta["preprocessing"].get("kind"), str):
+            raise self.error("the metadata's preprocessing.kind must be a string")
+
+
+def _parse_json(raw):
+    """JSON within the budgets: ``_MAX_JSON_VALUES`` values (counted before parsing, so that
+    the parse cannot take more than ~100 bytes of memory per byte of text... in all), depth
+    ``_MAX_JSON_DEPTH``, strings of ``_MAX_JSON_STRING`` characters; no NaN/Infinity, no key
+    twice in one object."""
+    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1  # an upper bound
+    if values > _MAX_JSON_VALUES:
+        raise ValueError(f"more than {_MAX_JSON_VALUES:,} values")
+
+    def constant(word):
+        raise ValueError(f"{word} is not a JSON number")
+
+    def pairs(items):
+        obj = dict(items)
+        if len(obj) != len(items):
+            seen = set()
+            dup = next(k for k, _ in items if k in seen or seen.add(k))
+            raise ValueError(f"the key {dup!r} appears twice in one object")
+        return obj
+
+    meta = json.loads(raw.decode("utf-8"), parse_constant=constant, object_pairs_hook=pairs)
+    stack = [(meta, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if depth > _MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {_MAX_JSON_DEPTH} levels")
+        if isinstance(obj, dict):
+            stack.extend((k, depth + 1) for k in obj)
+            stack.extend((v, depth + 1) for v in obj.values())
+        elif isinstance(obj, list):
+            stack.extend((v, depth + 1) for v in obj)
+        elif isinstance(obj, str) and len(obj) > _MAX_JSON_STRING:
+            raise ValueError(f"a string of {len(obj):,} characters (at most "
+                             f"{_MAX_JSON_STRING:,})")
+    return meta
+
+
+# The class dtypes save() writes: bool, integers, floats, str (as "<U<n>", n characters), or
+# Python objects (str labels of an object array).  Nothing else is parsed as a dtype.
+_CLASSES_DTYPE = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248]|U([0-9]{1,6})|O)")
 
 
 def _labels(values, dtype_str):
-    dtype = np.dtype(dtype_str)  # a plain dtype string; "O" for Python objects (str labels)
-    if dtype.kind not in "biufUO":
+    """The classes array of ``dtype_str``, without allocating more than the labels need."""
+    match = _CLASSES_DTYPE.fullmatch(dtype_str)
+    if match is None:
         raise ValueError(f"unsupported classes dtype {dtype_str!r}")
     for v in values:
         if not isinstance(v, bool | int | float | str):
             raise ValueError(f"unsupported class label {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"the class label {v!r} is not finite")
+    dtype = np.dtype(dtype_str)
+    if match.group(2) is not None:  # a fixed-width string: no wider than its longest label
+        longest = max((len(str(v)) for v in values), default=0)
+        if int(match.group(2)) > max(longest, 64):
+            raise ValueError(f"the classes dtype {dtype_str!r} is wider than the longest "
+                             f"label ({longest} characters)")
     if dtype.kind == "O":
         out = np.empty(len(values), dtype=object)
         out[:] = values
@@ -421,7 +624,7 @@ def _labels(values, dtype_str):
     out = np.array(values, dtype=dtype)
     if out.ndim != 1:
         raise ValueError("classes must be a flat list")
-    return out
+    return out.astype(dtype.newbyteorder("="), copy=False)
 
 
 def _same(a, b):
@@ -455,16 +658,11 @@ def _build_classifier(reader, meta):
     K, D = classes.shape[0], meta["n_features_in"]
     if K < 2 or D < 1:
         raise reader.error(f"needs >= 2 classes and >= 1 feature, got {K} and {D}")
-    W1 = reader.array("W1", dtypes=("float32", "float64"), ndim=2)
-    H = W1.shape[1]
-    if W1.shape != (D + 1, H) or H < 1:
-        raise reader.error(f"W1 has shape {W1.shape}, expected ({D + 1}, H) for {D} features")
+    H = reader.headers["W1"][0][1]  # checked against n_hidden and the other arrays already
+    W1 = reader.array("W1", dtypes=("float32", "float64"), ndim=2, shape=(D + 1, H))
     W2 = reader.array("W2", dtypes=(W1.dtype.name,), ndim=2, shape=(H + 1, K))
     names = meta.get("feature_names")
     if names is not None:
-        if not (isinstance(names, list) and len(names) == D and all(isinstance(n, str)
-                                                                     for n in names)):
-            raise reader.error("feature_names must be a list of n_features_in strings")
         clf.feature_names_in_ = np.asarray(names, dtype=object)
 
     tr = meta["training"]
@@ -491,7 +689,7 @@ def _build_classifier(reader, meta):
     clf.best_loss_ = math.inf if best is None else float(best)
     clf.n_iter_ = int(tr["n_iter"])
     clf.t_ = int(tr["t"])
-    clf.history_ = history
+    clf.history_ = [dict(h) for h in history]
     clf.stop_reason_ = str(tr.get("stop_reason", ""))
     clf.fit_seconds_ = float(tr.get("fit_seconds") or 0.0)
     return clf

@@ -29,6 +29,7 @@ import numpy as np
 __all__ = [
     "Params",
     "as_generator",
+    "check_class_indices",
     "init_params",
     "forward",
     "softmax",
@@ -188,6 +189,7 @@ def _check(params, X, y):
         raise ValueError(f"y must have shape ({X.shape[0]},), got {tuple(y.shape)}")
     if X.shape[0] == 0:
         raise ValueError("X has no rows: the mean loss of zero examples is undefined")
+    check_class_indices(y, W2.shape[1])
 
 
 def loss(params, X, y, alpha=0.0, *, sample_weight=None):
@@ -266,3 +268,31 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
 def _stack_bias(xp, weight_rows, bias_row):
     """Put the bias gradient under the weight gradient: (A, B) + (B,) -> (A+1, B)."""
     return xp.concat([weight_rows, bias_row[None, :]], axis=0)
+
+
+def check_class_indices(y, n_classes):
+    """Raise ``ValueError`` naming the values of ``y`` that are not class indices ``0..K-1``.
+
+    An index outside the range matches no score: its example would add 0 to the loss and its
+    gradient would no longer be the loss's (1-based labels, -1 for "unknown"...).
+
+    Parameters
+    ----------
+    y : integer array of shape (N,), any array-API namespace
+    n_classes : int
+        K.
+    """
+    xp = _namespace(y)
+    if not xp.isdtype(y.dtype, "integral"):
+        raise ValueError(f"y must hold integer class indices 0..{n_classes - 1}, "
+                         f"got dtype {y.dtype}")
+    if y.shape[0] == 0 or (int(xp.min(y)) >= 0 and int(xp.max(y)) < n_classes):
+        return  # the common case, without temporaries the size of y
+    bad = y[(y < 0) | (y >= n_classes)]
+    if bad.shape[0]:
+        values = xp.sort(xp.unique_values(bad))
+        shown = ", ".join(str(int(values[i])) for i in range(min(5, values.shape[0])))
+        more = ", ..." if values.shape[0] > 5 else ""
+        raise ValueError(f"y must hold class indices 0..{n_classes - 1}; it holds {shown}{more} "
+                         f"({bad.shape[0]} of {y.shape[0]} values)")
+

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .fastpath import Workspace
-from .network import Params, as_generator, forward, init_params, log_softmax
+from .network import Params, as_generator, check_class_indices, forward, init_params, log_softmax
 from .optim import SCHEDULES, SOLVERS, make_optimizer, make_schedule
 
 __all__ = ["TrainConfig", "EpochInfo", "History", "Trainer", "TrainingDiverged", "train"]
@@ -281,8 +281,7 @@ class Trainer:
             raise ValueError(f"y must have shape ({X.shape[0]},), got {y.shape}")
         if X.shape[0] == 0:
             raise ValueError("cannot train on 0 examples")
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= K:
-            raise ValueError(f"y must hold class indices 0..{K - 1}")
+        check_class_indices(y, K)
         y = y.astype(np.intp, copy=False)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight, dtype=np.float64)

@@ -545,3 +545,21 @@ def test_diverging_partial_fit_leaves_the_model_unchanged(blobs):
     with pytest.raises(TrainingDiverged, match="diverged"):
         m.partial_fit(X * 1e10, y)
     _assert_unchanged(m, snap, X, proba)
+
+
+def test_random_state_none_follows_numpys_global_seed():
+    # scikit-learn's convention (check_random_state): None is NumPy's global RandomState
+    X, y = make_blobs(n_samples=60, centers=3, n_features=4, random_state=0)
+
+    def fit():
+        return small_classifier(random_state=None, max_iter=3).fit(X, y).W1_
+
+    np.random.seed(42)  # noqa: NPY002 - NumPy's global state is what is tested
+    first, second = fit(), fit()  # the global state moves on: two different fits
+    np.random.seed(42)  # noqa: NPY002
+    np.testing.assert_array_equal(fit(), first)
+    assert not np.array_equal(first, second)
+    rs = np.random.RandomState(7)  # and a RandomState instance the same way
+    a = small_classifier(random_state=rs, max_iter=3).fit(X, y).W1_
+    b = small_classifier(random_state=np.random.RandomState(7), max_iter=3).fit(X, y).W1_
+    np.testing.assert_array_equal(a, b)

@@ -369,3 +369,51 @@ def test_the_math_core_imports_without_scikit_learn():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ class indices
+def _takers_of_class_indices():
+    """Every public function taking class indices y, as f(params, X, y)."""
+    from relunet.fastpath import Workspace
+    from relunet.gradcheck import check_gradients, numerical_gradients
+    from relunet.optim import make_optimizer
+    from relunet.train import Trainer
+
+    def workspace(params, X, y):
+        return Workspace(X.shape[1], params.W1.shape[1], params.W2.shape[1], X.shape[0],
+                         np.float64).loss_and_grads(params, X, y, 0.0)
+
+    def epoch(params, X, y):
+        ws = Workspace(X.shape[1], params.W1.shape[1], params.W2.shape[1], 4, np.float64)
+        return ws.run_epoch(params, X, y, None, None, 0.0, make_optimizer("sgd", params), 0.1)
+
+    def trainer(params, X, y):
+        return Trainer(Params(params.W1.copy(), params.W2.copy()), rng=0).partial_fit(X, y)
+
+    return {
+        "loss": lambda p, X, y: loss(p, X, y),
+        "loss_and_grads": lambda p, X, y: loss_and_grads(p, X, y, 0.1),
+        "check_gradients": check_gradients,
+        "numerical_gradients": numerical_gradients,
+        "Workspace.loss_and_grads": workspace,
+        "Workspace.run_epoch": epoch,
+        "Trainer.partial_fit": trainer,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_takers_of_class_indices()))
+@pytest.mark.parametrize("bad, shown", [
+    ([1, 2, 3, 3, 1, 2], "3"),  # 1-based labels of K=3 classes
+    ([0, -1, 2, 1, 0, 2], "-1"),  # "unknown" as -1
+    ([0, 5, 2, 1, 7, 2], "5, 7"),
+])
+def test_class_indices_outside_0_to_K_are_refused(name, bad, shown):
+    rng = np.random.default_rng(0)
+    params = init_params(3, 4, 3, rng=rng)
+    X = rng.standard_normal((6, 3))
+    f = _takers_of_class_indices()[name]
+    with pytest.raises(ValueError, match=rf"class indices 0\.\.2; it holds {shown} \("):
+        f(params, X, np.array(bad))
+    with pytest.raises(ValueError, match="integer class indices"):
+        f(params, X, np.array(bad, dtype=np.float64))
+    f(params, X, np.array([0, 1, 2, 2, 1, 0]))  # and good ones pass

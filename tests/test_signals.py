@@ -1,0 +1,124 @@
+"""Output files under faults: SIGTERM/SIGHUP clean up like Ctrl-C; OS errors name the file."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from relunet import cli
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+
+# The child runs `relunet ARGV` and sends itself SIGNAL in the middle of writing the output
+# (after a few rows of predictions, or inside numpy.savez for a model): a deterministic
+# stand-in for a `kill` arriving at the worst moment.
+_CHILD = textwrap.dedent("""
+    import csv, os, signal, sys
+    import numpy as np
+    from relunet import cli
+
+    signum = getattr(signal, sys.argv[1])
+    real_writer, real_savez = csv.writer, np.savez
+
+    def writer(fh, **kw):
+        inner = real_writer(fh, **kw)
+
+        class Writer:
+            rows = 0
+
+            def writerow(self, row):
+                Writer.rows += 1
+                if Writer.rows == 20:
+                    fh.flush()
+                    os.kill(os.getpid(), signum)
+                return inner.writerow(row)
+
+        return Writer()
+
+    def savez(file, **arrays):
+        file.write(b"PK partial")
+        file.flush()
+        os.kill(os.getpid(), signum)
+        return real_savez(file, **arrays)
+
+    csv.writer, np.savez = writer, savez
+    sys.exit(cli.main(sys.argv[2:]))
+""")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("signals")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    np.save(folder / "x.npy", X)
+    np.save(folder / "y.npy", (X[:, 0] > 0).astype(np.int64))
+    model = folder / "model.npz"
+    assert cli.main(["train", str(folder / "x.npy"), "--labels", str(folder / "y.npy"),
+                     "--epochs", "2", "--hidden", "4", "--quiet", "--out", str(model)]) == 0
+    return folder, model
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("command", ["predict", "train"])
+def test_signal_during_output_leaves_no_temporary_file(files, tmp_path, name, command):
+    folder, model = files
+    out = tmp_path / ("pred.csv" if command == "predict" else "model.npz")
+    out.write_bytes(b"the previous output\n")
+    if command == "predict":
+        argv = ["predict", model, folder / "x.npy", "--out", out]
+    else:
+        argv = ["train", folder / "x.npy", "--labels", folder / "y.npy", "--epochs", "2",
+                "--hidden", "4", "--quiet", "--out", out]
+    proc = subprocess.run([sys.executable, "-c", _CHILD, name, *map(str, argv)],
+                          capture_output=True, text=True, timeout=120)
+    signum = getattr(signal, name)
+    assert proc.returncode == 128 + signum, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"error: terminated by {name}"
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no hidden temp file
+    assert out.read_bytes() == b"the previous output\n"
+
+
+def test_handlers_are_restored_and_an_ignored_sighup_stays_ignored(files, capsys):
+    folder, model = files
+    before = signal.getsignal(signal.SIGTERM)
+    old_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        assert cli.main(["info", str(model)]) == 0
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, old_hup)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_full_disk_names_the_file_in_words(files, tmp_path, capsys, monkeypatch):
+    import csv
+
+    folder, model = files
+    out = tmp_path / "pred.csv"
+    out.write_text("previous\n")
+    real = csv.writer
+
+    def writer(fh, **kw):
+        inner = real(fh, **kw)
+
+        class Full:
+            def writerow(self, row):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        return Full() if fh is not sys.stdout else inner
+
+    monkeypatch.setattr(csv, "writer", writer)
+    code = cli.main(["predict", str(model), str(folder / "x.npy"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.strip() == (f"error: {out}: cannot write: the disk is full "
+                           "(No space left on device)")
+    assert out.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.csv"]
