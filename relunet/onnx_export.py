@@ -467,9 +467,13 @@ def _short_list(values, limit=20):
 
 def save_onnx(model, path, **kwargs):
     """:func:`to_onnx`, written atomically to ``path``; returns the ``ModelProto``."""
+    import os
+
     from .data import atomic_path
 
     proto = to_onnx(model, **kwargs)
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a directory, not a file name", os.fspath(path))
     with atomic_path(path, suffix=".tmp.onnx") as tmp:
         with open(tmp, "wb") as fh:
             fh.write(proto.SerializeToString())
