@@ -892,6 +892,11 @@ def _softmax_rows(f):
     row maxima come from the transposed copy, reduced along its long axis (3 us), and the row
     sums from a BLAS ``f·1`` (2 us): 14 us in all instead of 52.
     """
+    if f.shape[0] == 1:  # one row (single-row latency): whole-array reductions are fastest
+        f -= f.max()
+        np.exp(f, out=f)
+        f /= f.sum()
+        return
     f -= f.T.copy().max(axis=0)[:, None]
     np.exp(f, out=f)
     f /= np.dot(f, np.ones(f.shape[1], dtype=f.dtype))[:, None]

@@ -36,8 +36,10 @@ attributes):
 
 A model needs opset 13 (Softmax over one axis) and, with text inputs, opset 19 (``Equal`` on
 strings); by default :func:`to_onnx` uses opset 17 for numeric models and 19 for those with
-text inputs, with the oldest IR version that carries the opset (8 and 9).  onnxruntime 1.16
-and later run both (1.17 reads IR versions up to 9, opset 20).
+text inputs, with the oldest IR version that carries the opset (8 and 9): within what
+onnxruntime 1.17, the oldest release the ``relunet[onnx]`` extra allows, reads (IR versions up
+to 9, opsets up to 20).  skl2onnx's habit of stamping the newest IR version is what makes its
+files fail on older runtimes ("Unsupported model IR version").
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ import numpy as np
 
 __all__ = ["to_onnx", "DEFAULT_OPSET", "STRING_OPSET", "register_skl2onnx"]
 
-DEFAULT_OPSET = 17  # onnxruntime >= 1.13 (IR 8); Softmax/ArgMax/Gemm semantics of opset 13
-STRING_OPSET = 19  # Equal on string tensors appeared in opset 19 (onnxruntime >= 1.16, IR 9)
+DEFAULT_OPSET = 17  # IR 8; the network needs opset 13 (Softmax over one axis)
+STRING_OPSET = 19  # IR 9; Equal on string tensors appeared in opset 19
 _MIN_OPSET = 13  # Softmax with axis=1 meaning "over axis 1 only"
 
 # Oldest IR version that carries each opset (onnx.helper.VERSION_TABLE, onnx 1.8 - 1.16).
@@ -195,7 +197,7 @@ def _imputer(g, x, imputer):
 
 def _numeric_steps(transformer):
     """The steps (SimpleImputer/StandardScaler/MinMaxScaler) of a numeric transformer."""
-    if transformer == "passthrough":
+    if isinstance(transformer, str) and transformer == "passthrough":
         return []
     if _is_sklearn(transformer, "Pipeline"):
         steps = [step for _, step in transformer.steps if step not in (None, "passthrough")]
@@ -274,9 +276,6 @@ def _same_category(a, b):
 def _column_transformer(g, ct, model_dtype):
     """Inputs (one per used column) and the float64 feature block of a fitted ColumnTransformer."""
     onnx = g.onnx
-    if ct.remainder != "drop" and getattr(ct, "_remainder", (None, None, []))[2]:
-        raise ValueError("cannot export a ColumnTransformer with remainder != 'drop' and "
-                         "leftover columns to ONNX; list every column in a transformer")
     inputs, blocks = {}, []
     double = _tensor_type(onnx, np.float64)
 
@@ -293,10 +292,16 @@ def _column_transformer(g, ct, model_dtype):
         return name
 
     for tname, transformer, columns in ct.transformers_:
-        if transformer == "drop" or (tname == "remainder" and transformer == "drop"):
+        if isinstance(transformer, str) and transformer == "drop":
             continue
-        if tname == "remainder" and len(columns) == 0:
-            continue
+        if tname == "remainder":
+            if len(columns) == 0:
+                continue
+            raise ValueError(
+                f"cannot export a ColumnTransformer with remainder={ct.remainder!r} that "
+                f"receives columns ({list(columns)[:5]}) to ONNX: use remainder='drop' or "
+                f"name every column in a transformer"
+            )
         columns = [columns] if isinstance(columns, str) else list(columns)
         if _is_sklearn(transformer, "OneHotEncoder"):
             blocks += _one_hot(g, [column(c, True) for c in columns], transformer)

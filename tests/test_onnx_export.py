@@ -331,3 +331,16 @@ def test_cli_export_unwritable_path(capsys, tmp_path, model_path, where):
     assert code == 1 and out == "" and err.count("\n") == 1
     assert err.startswith("error: ") and str(target.parent if where != "." else tmp_path) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]  # no temporary left
+
+
+def test_refuses_a_remainder_that_receives_columns():
+    frame = table(60, 0)
+    prepare = ColumnTransformer([("numeric", StandardScaler(), ["age"])],
+                                remainder="passthrough")
+    model = Pipeline([("prepare", prepare),
+                      ("classifier", small_classifier(hidden_units=4, max_iter=2))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(frame[["age", "income"]].fillna(0), np.arange(60) % 2)
+    with pytest.raises(ValueError, match="remainder='passthrough'"):
+        to_onnx(model)
