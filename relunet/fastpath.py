@@ -870,6 +870,16 @@ class _OneBlasThread:
 _one_blas_thread = _OneBlasThread()
 
 
+def _after_fork_in_child():
+    """A forked child has none of the parent's threads: start with a fresh pool and guard."""
+    global _pool, _pool_lock, _one_blas_thread
+    _pool, _pool_lock, _one_blas_thread = None, threading.Lock(), _OneBlasThread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _usable_cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 

@@ -262,3 +262,27 @@ def test_forward_rows_notice_a_non_finite_input_even_where_relu_would_hide_it(ba
     out, finite = forward_rows(Params(W1, W2), X, chunk=4)
     assert not finite
     assert np.isfinite(np.delete(out, 13, axis=0)).all()  # the other rows are unaffected
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_prediction_threads_work_in_a_forked_child(monkeypatch):
+    """The pool's threads do not survive a fork; the child must not wait on them forever."""
+    import multiprocessing
+
+    import relunet.fastpath as fastpath
+
+    monkeypatch.setattr(fastpath, "MIN_FLOPS_PER_PREDICT_THREAD", 1.0)
+    rng = np.random.default_rng(0)
+    params = init_params(5, 8, 3, rng=rng)
+    X = rng.standard_normal((64, 5))
+    expected = fastpath.predict_scores(params, X, n_threads=2)  # parent starts the pool
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(_split_prediction, (params, X)).get(timeout=60)
+    np.testing.assert_allclose(result, expected, rtol=1e-12)
+
+
+def _split_prediction(params, X):
+    import relunet.fastpath as fastpath
+
+    fastpath.MIN_FLOPS_PER_PREDICT_THREAD = 1.0
+    return fastpath.predict_scores(params, X, n_threads=2)
