@@ -222,12 +222,14 @@ def _one_hot(g, inputs, encoder):
     mapping categories to output columns (frequent ones, then the infrequent one)."""
     if encoder.drop_idx_ is not None:
         raise ValueError("cannot export a OneHotEncoder with drop=... to ONNX (not supported)")
-    if encoder.handle_unknown not in ("ignore", "infrequent_if_exist"):
+    if encoder.handle_unknown not in ("ignore", "infrequent_if_exist", "warn"):
         raise ValueError(
             f"cannot export a OneHotEncoder with handle_unknown={encoder.handle_unknown!r} to "
             f"ONNX: the ONNX model cannot raise on an unknown category; refit it with "
             f"handle_unknown='ignore' or 'infrequent_if_exist'"
         )
+    # "warn" encodes as "infrequent_if_exist" (it only adds a Python warning)
+    to_infrequent = encoder.handle_unknown in ("infrequent_if_exist", "warn")
     infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(inputs)
     double = _tensor_type(g.onnx, np.float64)
     blocks = []
@@ -251,7 +253,7 @@ def _one_hot(g, inputs, encoder):
         for i, r in enumerate(is_rare):
             if r:
                 mapping[i, -1] = 1.0
-        if rare and encoder.handle_unknown == "infrequent_if_exist":
+        if rare and to_infrequent:
             # unknown categories join the infrequent ones: 1 - (sum of the frequent columns)
             mapping = mapping[frequent]
             cats = g.const(np.array(texts, dtype=object)[frequent].reshape(1, -1), "categories")
