@@ -306,6 +306,10 @@ def test_cli_export_writes_a_model_onnxruntime_runs(capsys, tmp_path, model_path
     label, proba = session.run(["label", "probabilities"], {"X": X})
     np.testing.assert_allclose(proba, model.predict_proba(X), atol=1e-6)
     assert label.tolist() == model.predict(X).tolist()
+    code, out, err = run_cli(capsys, "export", path, out_path, "--opset", "19")
+    assert (code, err) == (0, "") and onnx.load(str(out_path)).opset_import[0].version == 19
+    code, out, err = run_cli(capsys, "export", path, out_path, "--opset", "12")
+    assert code == 1 and err == "error: opset=12 is too old for this model: it needs opset >= 13\n"
 
 
 def test_cli_export_missing_extra(capsys, tmp_path, model_path, monkeypatch):
