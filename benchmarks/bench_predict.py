@@ -1,16 +1,22 @@
-"""Prediction throughput: ``predict_proba`` on 10k and 1M rows vs the GEMM ceiling.
+"""Prediction throughput: ``predict_proba`` vs onnxruntime and the GEMM ceiling.
 
 A network trained for one epoch on the synthetic set of bench_train.py (weights do not
-matter for timing) predicts class probabilities for 10,000 rows and for 1,000,000 rows (the
-60,000 rows tiled); the 1M-row input alone is 3 GB.  For each it prints the median time,
-rows per second, the achieved GFLOP/s (2·n·D·H + 2·n·H·K per call) as a percentage of a
-4096x4096 float32 ``np.dot`` measured in the same run, and how much memory the call took
-beyond its input and output (peak RSS during the call minus RSS before it).
+matter for timing) predicts class probabilities for 1, 100, 10,000 and 1,000,000 rows (the
+60,000 rows tiled; the 1M-row input alone is 3 GB).  The same model, exported with
+``relunet.to_onnx``, runs in onnxruntime with ``intra_op_num_threads`` = ``--threads`` (and
+one inter-op thread); relunet gets the same number of BLAS threads.  The two alternate in
+rounds (a block of calls of one, then of the other), so both see the same machine load.
+For each size it prints the median time per call of each, rows per second, relunet's
+GFLOP/s (2·n·D·H + 2·n·H·K per call) as a percentage of a 4096x4096 float32 ``np.dot``
+measured in the same run, relunet's throughput relative to onnxruntime's (> 1: relunet is
+faster), and how much memory relunet's call took beyond its input and output (peak RSS
+during the call minus RSS before it).
 
-    python benchmarks/bench_predict.py [--hidden 256] [--reps 5] [--threads 2]
+    python benchmarks/bench_predict.py [--hidden 256] [--rounds 5] [--threads 2]
 
 Uses ``ReluNetClassifier.predict_proba`` when the estimator exists, otherwise
-``relunet.network.forward`` + ``softmax`` (which allocate whole (n, H) arrays).
+``relunet.network.forward`` + ``softmax`` (which allocate whole (n, H) arrays).  Without
+onnx/onnxruntime (``relunet[onnx]``) the onnxruntime columns are left empty.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ def make_predictor(X, y, hidden, threads):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(X, y)
-        return est.predict_proba, "ReluNetClassifier.predict_proba"
+        return est.predict_proba, "ReluNetClassifier.predict_proba", est
 
     from relunet.network import forward, softmax
     from relunet.train import train
@@ -55,15 +61,44 @@ def make_predictor(X, y, hidden, threads):
     def predict_proba(Z):
         return softmax(forward(params, Z)[0])
 
-    return predict_proba, "relunet.network.forward + softmax"
+    return predict_proba, "relunet.network.forward + softmax", None
+
+
+def make_onnxruntime(est, threads):
+    """onnxruntime's ``probabilities`` for the same model (None without relunet[onnx])."""
+    if est is None:
+        return None, "onnxruntime: needs the estimator"
+    try:
+        import onnxruntime as ort
+
+        from relunet import to_onnx
+    except ImportError as exc:
+        return None, f"onnxruntime: not available ({exc})"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(to_onnx(est).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+
+    def predict_proba(Z):
+        return session.run(["probabilities"], {"X": Z})[0]
+
+    return predict_proba, (f"onnxruntime {ort.__version__} (intra_op_num_threads={threads}, "
+                           f"default session options, relunet.to_onnx graph)")
+
+
+def calls_per_block(n):
+    """Calls per timed block: ~0.1-0.5 s of work per block on this machine."""
+    return max(1, min(500, 200_000 // max(n, 1)))
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5,
+                   help="alternating blocks of calls per system and size (1M rows: at most 3)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--sizes", default="10000,1000000")
+    p.add_argument("--sizes", default="1,100,10000,1000000")
     p.add_argument("--markdown", help="also write the table as Markdown")
     args = p.parse_args(argv)
 
@@ -74,44 +109,63 @@ def main(argv=None):
     X, y = make_data()
     d, k = X.shape[1], int(y.max()) + 1
     with threadpool_limits(args.threads, user_api="blas"):
-        predict_proba, how = make_predictor(X, y, args.hidden, args.threads)
-    print(f"predicting with {how}, H={args.hidden}", flush=True)
+        predict_proba, how, est = make_predictor(X, y, args.hidden, args.threads)
+    onnx_proba, onnx_how = make_onnxruntime(est, args.threads)
+    print(f"predicting with {how}, H={args.hidden}; {onnx_how}", flush=True)
 
     rows = []
     gemm = [gemm_rate(args.threads)]
     for n in (int(s) for s in args.sizes.split(",")):
         Z = X[:n] if n <= X.shape[0] else np.tile(X, (-(-n // X.shape[0]), 1))[:n]
         Z = np.ascontiguousarray(Z)
-        times = []
+        times, onnx_times, extra = [], [], []
+        calls = calls_per_block(n)
+        rounds = args.rounds if n <= 100_000 else min(3, args.rounds)
         with threadpool_limits(args.threads, user_api="blas"):
             P = predict_proba(Z)  # warm-up
+            if onnx_proba is not None:
+                Q = onnx_proba(Z)
+                assert np.allclose(P, Q, atol=1e-5), "relunet and onnxruntime disagree"
+                del Q
             del P
-            before = rss_mb()
-            exact = reset_peak_rss()
-            for _ in range(args.reps if n <= 100_000 else max(2, args.reps // 2)):
-                t0 = time.perf_counter()
-                P = predict_proba(Z)
-                times.append(time.perf_counter() - t0)
-                out_mb = P.nbytes / 2**20
-                del P
-            extra = peak_rss_mb() - before - out_mb if exact else float("nan")
+            for _ in range(rounds):
+                before = rss_mb()
+                exact = reset_peak_rss()
+                for _ in range(calls):
+                    t0 = time.perf_counter()
+                    P = predict_proba(Z)
+                    times.append(time.perf_counter() - t0)
+                    out_mb = P.nbytes / 2**20
+                    del P
+                extra.append(peak_rss_mb() - before - out_mb if exact else float("nan"))
+                if onnx_proba is not None:
+                    for _ in range(calls):
+                        t0 = time.perf_counter()
+                        onnx_proba(Z)
+                        onnx_times.append(time.perf_counter() - t0)
         gemm.append(gemm_rate(args.threads))
         t = statistics.median(times)
+        t_onnx = statistics.median(onnx_times) if onnx_times else float("nan")
         flops = 2 * n * d * args.hidden + 2 * n * args.hidden * k
-        rows.append((n, t, n / t, flops / t / 1e9, Z.nbytes / 2**20, out_mb, extra))
-        print(f"  n={n}: {t:.4f} s, {n / t:,.0f} rows/s, {flops / t / 1e9:.0f} GFLOP/s", flush=True)
+        rows.append((n, t, t_onnx, flops / t / 1e9, Z.nbytes / 2**20, out_mb, max(extra)))
+        print(f"  n={n}: relunet {t * 1e6:,.1f} us ({n / t:,.0f} rows/s), onnxruntime "
+              f"{t_onnx * 1e6:,.1f} us, relunet/onnxruntime throughput {t_onnx / t:.2f}",
+              flush=True)
         del Z
     peak = max(gemm)
-    lines = [f"predict_proba, H={args.hidden}, {args.threads} threads, via {how}; GEMM ceiling "
-             f"{peak:.0f} GFLOP/s (4096x4096 float32 np.dot, best of {len(gemm)} runs)", "",
-             "| rows | s per call (median) | rows/s | GFLOP/s | % of GEMM | input MiB "
-             "| output MiB | extra peak memory MiB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, t, rps, rate, in_mb, out_mb, extra in rows:
-        lines.append(f"| {n:,} | {t:.4f} | {rps:,.0f} | {rate:.0f} | {100 * rate / peak:.0f}% "
-                     f"| {in_mb:.0f} | {out_mb:.0f} | {extra:.0f} |")
-    lines += ["", "'extra peak memory' = peak RSS during the calls minus RSS before them minus "
-              "the returned array: the temporaries of one call."]
+    lines = [f"predict_proba, H={args.hidden}, {args.threads} threads, via {how}; "
+             f"{onnx_how}; GEMM ceiling {peak:.0f} GFLOP/s (4096x4096 float32 np.dot, best of "
+             f"{len(gemm)} runs)", "",
+             "| rows | relunet s/call (median) | onnxruntime s/call | relunet rows/s "
+             "| onnxruntime rows/s | relunet / onnxruntime throughput | relunet % of GEMM "
+             "| input MiB | output MiB | relunet extra peak memory MiB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, t, t_onnx, rate, in_mb, out_mb, extra_mb in rows:
+        lines.append(f"| {n:,} | {t:.3g} | {t_onnx:.3g} | {n / t:,.0f} | {n / t_onnx:,.0f} "
+                     f"| {t_onnx / t:.2f}× | {100 * rate / peak:.0f}% | {in_mb:.0f} "
+                     f"| {out_mb:.2f} | {extra_mb:.0f} |")
+    lines += ["", "'extra peak memory' = peak RSS during relunet's calls minus RSS before them "
+              "minus the returned array: the temporaries of one call."]
     report = "\n".join(lines)
     print("\n" + report)
     if args.markdown:

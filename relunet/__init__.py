@@ -27,11 +27,13 @@ __all__ = [
     "ReluNetClassifier",
     "save",
     "load",
+    "to_onnx",
 ]
 
 # The estimator and the model files need scikit-learn; the math core needs only NumPy (and
-# SciPy for L-BFGS).  Import them on first use, so `import relunet.network` stays light.
-_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io"}
+# SciPy for L-BFGS); the ONNX export needs onnx.  Import them on first use, so
+# `import relunet.network` stays light.
+_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io", "to_onnx": "onnx_export"}
 
 
 def __getattr__(name):

@@ -177,6 +177,16 @@ examples:
   relunet info model.npz
 """
 
+EXPORT_EPILOG = """\
+The ONNX model has one input X (N rows, the model's features, in its dtype) and two outputs:
+'label' (N,) and 'probabilities' (N, K), column k for class k in sorted order.  The saved
+scaling is part of the graph.  Needs onnx: pip install 'relunet[onnx]'.
+
+examples:
+  relunet export model.npz model.onnx
+  relunet export model.npz model.onnx --opset 19
+"""
+
 
 def build_parser():
     """The ``relunet`` argument parser with its five subcommands."""
@@ -296,6 +306,15 @@ def build_parser():
                 INFO_EPILOG)
     p.set_defaults(func=cmd_info)
     p.add_argument("model", metavar="MODEL", help="a model saved by 'relunet train --out'")
+
+    # ---- export
+    p = command("export", "write a model as ONNX, for onnxruntime and other ONNX engines",
+                EXPORT_EPILOG)
+    p.set_defaults(func=cmd_export)
+    p.add_argument("model", metavar="MODEL", help="a model saved by 'relunet train --out'")
+    p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--opset", type=_positive_int, metavar="N",
+                   help="ai.onnx opset (default: 17, or 19 for models with text inputs)")
     return parser
 
 
@@ -993,6 +1012,23 @@ def cmd_info(args):
     for key, value in meta.items():  # anything a newer file format adds
         if key not in shown:
             print(f"{printable(key.replace('_', ' '))}: {_short(value)}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------ export
+
+
+def cmd_export(args):
+    from .data import require
+
+    require("onnx", "onnx", "relunet export")
+    from .onnx_export import save_onnx
+
+    model = _load_model(args.model)
+    proto = save_onnx(model, args.out, opset=args.opset)
+    inputs = ", ".join(i.name for i in proto.graph.input)
+    print(f"wrote {args.out}: ONNX opset {proto.opset_import[0].version}, IR version "
+          f"{proto.ir_version}; inputs {inputs}; outputs label, probabilities")
     return EXIT_OK
 
 

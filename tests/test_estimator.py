@@ -563,3 +563,28 @@ def test_random_state_none_follows_numpys_global_seed():
     a = small_classifier(random_state=rs, max_iter=3).fit(X, y).W1_
     b = small_classifier(random_state=np.random.RandomState(7), max_iter=3).fit(X, y).W1_
     np.testing.assert_array_equal(a, b)
+
+
+def test_fast_and_validated_prediction_paths_agree(blobs):
+    """A C-contiguous array of the model's dtype skips validate_data; other inputs are
+    converted first and then take the same computation."""
+    X, y = blobs
+    m = small().fit(X, y)  # float32
+    fast = np.ascontiguousarray(X, dtype=np.float32)
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        expected = getattr(m, method)(fast)
+        for other in (X, np.asfortranarray(fast), fast.tolist()):
+            np.testing.assert_array_equal(getattr(m, method)(other), expected)
+    np.testing.assert_array_equal(m.predict_proba(fast[:1]), m.predict_proba(X[:1]))
+
+
+def test_fast_path_refuses_nan_and_inf_like_validate_data(blobs):
+    X, y = blobs
+    m = small().fit(X, y)
+    m.W1_[2] = -np.abs(m.W1_[2]) - 0.1  # an inf in feature 2 would vanish in the ReLU
+    for bad, message in ((np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")):
+        Xb = np.ascontiguousarray(X, dtype=np.float32)
+        Xb[7, 2] = bad
+        for method in ("predict", "predict_proba", "decision_function"):
+            with pytest.raises(ValueError, match=message):
+                getattr(m, method)(Xb)

@@ -203,3 +203,86 @@ def test_the_epoch_kernels_logic_in_plain_python_equals_the_numpy_loop(n_threads
     for (total_k, weight_k), (total_np, weight_np) in zip(r_k, r_np, strict=True):
         assert total_k == pytest.approx(total_np, rel=1e-12)
         assert weight_k == pytest.approx(weight_np, rel=1e-14)
+
+
+# ------------------------------------------------------------------ prediction fast path
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+@pytest.mark.parametrize("n_threads", [1, 3])
+def test_forward_rows_equal_the_note_in_any_chunking_and_threading(dtype, chunk, n_threads,
+                                                                   monkeypatch):
+    import relunet.fastpath as fastpath
+    from relunet.network import softmax
+
+    monkeypatch.setattr(fastpath, "MIN_FLOPS_PER_PREDICT_THREAD", 1.0)  # split even tiny X
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((100, 6)).astype(dtype)
+    params = Params(*(W.astype(dtype) for W in init_params(6, 9, 4, rng=rng)))
+    f, _ = forward(Params(*(W.astype(np.float64) for W in params)), X.astype(np.float64))
+    tol = {np.float64: 1e-13, np.float32: 2e-6}[dtype]
+    for proba, expected in ((False, f), (True, softmax(f))):
+        out, finite = fastpath.forward_rows(params, X, proba=proba, chunk=chunk,
+                                            n_threads=n_threads)
+        assert finite and out.dtype == dtype and out.shape == (100, 4)
+        np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+
+
+def test_forward_rows_restores_the_blas_threads_even_after_an_error(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    import relunet.fastpath as fastpath
+
+    def blas_threads():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    monkeypatch.setattr(fastpath, "MIN_FLOPS_PER_PREDICT_THREAD", 1.0)
+    rng = np.random.default_rng(0)
+    params = init_params(5, 8, 3, rng=rng)
+    before = blas_threads()
+    fastpath.forward_rows(params, rng.standard_normal((50, 5)), n_threads=2)
+    assert blas_threads() == before
+    with pytest.raises(ValueError):  # wrong width: np.dot refuses inside the parts
+        fastpath.forward_rows(params, rng.standard_normal((50, 4)), n_threads=2)
+    assert blas_threads() == before
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_forward_rows_notice_a_non_finite_input_even_where_relu_would_hide_it(bad):
+    from relunet.fastpath import forward_rows
+
+    rng = np.random.default_rng(1)
+    W1, W2 = init_params(3, 5, 2, rng=rng)
+    W1[1] = -np.abs(W1[1]) - 0.1  # x_1 = +inf gives h = ReLU(-inf) = 0: scores look fine
+    W1[1] *= np.sign(bad) if np.isfinite(np.sign(bad)) else 1
+    X = rng.standard_normal((20, 3))
+    assert forward_rows(Params(W1, W2), X)[1]
+    X[13, 1] = bad
+    out, finite = forward_rows(Params(W1, W2), X, chunk=4)
+    assert not finite
+    assert np.isfinite(np.delete(out, 13, axis=0)).all()  # the other rows are unaffected
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_prediction_threads_work_in_a_forked_child(monkeypatch):
+    """The pool's threads do not survive a fork; the child must not wait on them forever."""
+    import multiprocessing
+
+    import relunet.fastpath as fastpath
+
+    monkeypatch.setattr(fastpath, "MIN_FLOPS_PER_PREDICT_THREAD", 1.0)
+    rng = np.random.default_rng(0)
+    params = init_params(5, 8, 3, rng=rng)
+    X = rng.standard_normal((64, 5))
+    expected = fastpath.predict_scores(params, X, n_threads=2)  # parent starts the pool
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(_split_prediction, (params, X)).get(timeout=60)
+    np.testing.assert_allclose(result, expected, rtol=1e-12)
+
+
+def _split_prediction(params, X):
+    import relunet.fastpath as fastpath
+
+    fastpath.MIN_FLOPS_PER_PREDICT_THREAD = 1.0
+    return fastpath.predict_scores(params, X, n_threads=2)
