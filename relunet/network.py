@@ -75,6 +75,16 @@ def _arange(xp, n, *, like):
     return xp.arange(n, device=device(like))
 
 
+def _relu(xp, z):
+    """``max(z, 0)``.  Off NumPy the 0 is made on z's device: array-api-compat would send a
+    host scalar there on every call (a host-to-device copy per training step)."""
+    if xp is np:
+        return np.maximum(z, 0)
+    from array_api_compat import device
+
+    return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=device(z)))
+
+
 def as_generator(rng=None) -> np.random.Generator:
     """Turn ``rng`` (None, an int seed or a Generator) into a ``numpy.random.Generator``."""
     if isinstance(rng, np.random.Generator):
@@ -139,7 +149,7 @@ def forward(params, X):
     """
     W1, W2 = params
     xp = _namespace(X, W1, W2)
-    h = xp.maximum(X @ W1[:-1, :] + W1[-1, :], 0)  # g_j = ReLU; "+ W1[-1]": the constant-1 input
+    h = _relu(xp, X @ W1[:-1, :] + W1[-1, :])  # g_j = ReLU; "+ W1[-1]": the constant-1 input
     f = h @ W2[:-1, :] + W2[-1, :]  # g_k = identity
     return f, h
 
