@@ -351,3 +351,89 @@ def relunet_load(path):
     from relunet import load
 
     return load(path)
+
+
+@needs_scipy_array_api
+@pytest.mark.parametrize("namespace", ["array_api_strict", "torch"])
+def test_sklearn_array_api_values_check(namespace):
+    """scikit-learn's own check, with values: attributes and outputs equal NumPy's (float64,
+    with sample weights).  parametrize_with_checks (test_sklearn_checks.py) runs the
+    type/device/shape checks on every namespace and device present."""
+    from sklearn.utils.estimator_checks import check_array_api_input
+
+    if namespace == "torch":
+        _torch()
+    device = "CPU_DEVICE" if namespace == "array_api_strict" else "cpu"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_array_api_input("ReluNetClassifier", ReluNetClassifier(dtype="float64"),
+                              array_namespace=namespace, device_name=device,
+                              dtype_name="float64", check_values=True, check_sample_weight=True)
+
+
+@needs_scipy_array_api
+def test_divergence_on_torch_leaves_the_model_as_it_was(blobs):
+    from relunet import TrainingDiverged
+
+    X, y = blobs
+    Xt, yt = _torch_data(X * 1e150, y)
+    model = ReluNetClassifier(solver="sgd", random_state=0, max_iter=2, dtype="float64")
+    with _dispatch():
+        _fit_quietly(model, *_torch_data(X, y))
+        before = _host(model.W1_).copy(), model.n_iter_
+        model.set_params(learning_rate_init=1e3, warm_start=True)
+        with pytest.raises(TrainingDiverged, match="diverged in epoch"):
+            model.fit(Xt, yt)
+    np.testing.assert_array_equal(_host(model.W1_), before[0])
+    assert model.n_iter_ == before[1]
+
+
+class _CopyCounter:
+    """Counts host<->device traffic of torch tensors: tensors made from host data (NumPy
+    arrays, lists, Python scalars) and tensors read back to the host (float(), bool(),
+    .item(), .numpy(), ...).  On a GPU each is a copy over the bus and a wait."""
+
+    TO_DEVICE = ("asarray", "tensor", "as_tensor", "from_numpy")
+    TO_HOST = ("__float__", "__bool__", "__int__", "__index__", "item", "tolist", "numpy",
+               "__array__")
+
+    def __init__(self):
+        torch = _torch()
+        from torch.overrides import TorchFunctionMode
+
+        counter = self
+        self.log = []
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = getattr(func, "__name__", "")
+                source = args[0] if args else (kwargs or {}).get("obj")
+                if name in counter.TO_DEVICE and not isinstance(source, torch.Tensor):
+                    counter.log.append(name)
+                elif name in counter.TO_HOST:
+                    counter.log.append(name)
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode()
+
+
+@needs_scipy_array_api
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_no_host_device_copies_per_step_on_torch(solver):
+    """Host<->device traffic per fit does not grow with the number of steps: 12 batches per
+    epoch move exactly as much as 2 (a permutation per epoch, a few numbers per epoch)."""
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    X = torch.asarray(rng.standard_normal((120, 5)))
+    y = torch.asarray(rng.integers(0, 3, 120))
+    sw = torch.asarray(rng.random(120))
+    counts = {}
+    for batch_size in (10, 60):
+        model = ReluNetClassifier(solver=solver, batch_size=batch_size, max_iter=3, tol=0.0,
+                                  dtype="float64", random_state=0, alpha=1e-3)
+        counter = _CopyCounter()
+        with _dispatch(), counter.mode:
+            _fit_quietly(model, X, y, sample_weight=sw)
+        counts[batch_size] = counter.log
+    assert counts[10] == counts[60]
+    assert len(counts[10]) < 60  # a few per epoch (3 epochs) and per call
