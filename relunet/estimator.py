@@ -178,6 +178,15 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
 
     A failed ``fit``/``partial_fit`` (invalid parameters or data, :class:`TrainingDiverged`,
     an exception from the callback, Ctrl-C) leaves a fitted model exactly as it was.
+
+    Under ``sklearn.set_config(array_api_dispatch=True)`` (with ``SCIPY_ARRAY_API=1``),
+    non-NumPy ``X`` (PyTorch, CuPy, ...) is trained on and predicted in its own library and on
+    its device, by :mod:`relunet.arrayapi`: the fitted ``W1_``/``W2_`` are arrays of that
+    library, numeric ``classes_`` follow ``y``, string labels stay NumPy.  Solvers ``"gd"``,
+    ``"sgd"`` and ``"adam"``, with ``sample_weight``, ``class_weight``, ``early_stopping``,
+    ``warm_start`` and ``partial_fit``; ``"lbfgs"`` raises ValueError.  Same seed, same fit
+    as on NumPy (to rounding).  :func:`relunet.arrayapi.to_numpy` / ``to_device`` move a
+    fitted model; :func:`relunet.save` always writes NumPy arrays.
     """
 
     _parameter_constraints: dict = {
