@@ -27,11 +27,14 @@ __all__ = [
     "ReluNetClassifier",
     "save",
     "load",
+    "to_device",
+    "to_numpy",
 ]
 
 # The estimator and the model files need scikit-learn; the math core needs only NumPy (and
 # SciPy for L-BFGS).  Import them on first use, so `import relunet.network` stays light.
-_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io"}
+_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io",
+         "to_device": "arrayapi", "to_numpy": "arrayapi"}
 
 
 def __getattr__(name):

@@ -437,3 +437,33 @@ def test_no_host_device_copies_per_step_on_torch(solver):
         counts[batch_size] = counter.log
     assert counts[10] == counts[60]
     assert len(counts[10]) < 60  # a few per epoch (3 epochs) and per call
+
+
+@needs_scipy_array_api
+def test_float32_fit_on_torch_follows_the_numpy_fit(blobs):
+    """float32 (the default): the same fit to float32 rounding over a few epochs."""
+    X, y = blobs
+    kw = dict(max_iter=3, random_state=6, batch_size=32)
+    ref = _fit_quietly(ReluNetClassifier(**kw), X, y)
+    with _dispatch():
+        model = _fit_quietly(ReluNetClassifier(**kw), *_torch_data(X.astype(np.float32), y))
+        assert str(model.W1_.dtype) == "torch.float32"
+        np.testing.assert_allclose(_host(model.W1_), ref.W1_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.loss_curve_, ref.loss_curve_, rtol=1e-5)
+
+
+@needs_scipy_array_api
+def test_numpy_labels_with_torch_features(blobs):
+    """classes_ follows y (NumPy here); the weights and the predictions follow X."""
+    torch = _torch()
+    X, y = blobs
+    labels = y + 10
+    with _dispatch():
+        model = _fit_quietly(ReluNetClassifier(max_iter=2, random_state=0),
+                             torch.asarray(X), labels)
+        assert isinstance(model.classes_, np.ndarray) and model.classes_.tolist() == [10, 11, 12]
+        predicted = model.predict(torch.asarray(X))
+        assert isinstance(predicted, torch.Tensor)
+        assert set(predicted.tolist()) <= {10, 11, 12}
+        with pytest.raises(ValueError, match="must use the same namespace"):
+            model.predict(X)  # NumPy X for a torch-fitted model: scikit-learn's message
