@@ -467,3 +467,39 @@ def test_numpy_labels_with_torch_features(blobs):
         assert set(predicted.tolist()) <= {10, 11, 12}
         with pytest.raises(ValueError, match="must use the same namespace"):
             model.predict(X)  # NumPy X for a torch-fitted model: scikit-learn's message
+
+
+@needs_scipy_array_api
+def test_predict_on_another_device_is_refused_and_to_device_moves_the_model(blobs):
+    """array_api_strict's two devices stand for CPU and GPU: no silent cross-device work."""
+    X, y = blobs
+    other = xp.Device("device1")
+    with _dispatch():
+        model = _fit_quietly(ReluNetClassifier(max_iter=2, random_state=0, dtype="float64"),
+                             xp.asarray(X), xp.asarray(y))
+        with pytest.raises(ValueError, match="same device as those passed to fit"):
+            model.predict(xp.asarray(X, device=other))
+        moved = arrayapi.to_device(model, xp, other)
+        assert moved.W1_.device == other and moved.classes_.device == other
+        proba = moved.predict_proba(xp.asarray(X, device=other))
+        assert proba.device == other
+        np.testing.assert_array_equal(np.asarray(xp.asarray(proba, device=xp.Device(
+            "CPU_DEVICE"))), np.asarray(model.predict_proba(xp.asarray(X))))
+
+
+@needs_scipy_array_api
+def test_pipeline_trained_on_torch_saves_and_loads(blobs, tmp_path):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from relunet import load, save
+
+    X, y = blobs
+    with _dispatch():
+        pipe = make_pipeline(StandardScaler(), ReluNetClassifier(max_iter=3, random_state=0,
+                                                                 dtype="float64"))
+        _fit_quietly(pipe, *_torch_data(X, y))
+        expected = _host(pipe.predict_proba(_torch_data(X, y)[0]))
+    save(pipe, tmp_path / "pipe.npz")
+    np.testing.assert_allclose(load(tmp_path / "pipe.npz").predict_proba(X), expected,
+                               rtol=1e-12, atol=1e-15)
