@@ -485,7 +485,7 @@ def _labels(y, classes=None):
         with _dispatch():
             classes = move_to(classes, xp=xp_y, device=_device(y))
     if _is_numpy(y):
-        classes = np.asarray(classes)
+        classes = _to_host(classes)  # y's labels on the host: so are the classes
         y_enc = np.searchsorted(classes, y)
         known = (y_enc < classes.shape[0]) & (classes[np.minimum(y_enc, classes.shape[0] - 1)]
                                                == y)
