@@ -20,6 +20,9 @@ float64 on each GPU library against relunet's NumPy float64 fit from the same se
     python benchmarks/bench_gpu.py                          # everything, on CUDA (~2 min)
     python benchmarks/bench_gpu.py --epochs 4 --markdown gpu.md
     python benchmarks/bench_gpu.py --device cpu --n 3000    # a smoke run of the script
+    python benchmarks/bench_gpu.py --device cpu --threads 1 --features 10 --hidden 8 \
+        --batch 8 --n 2048 --reps 3
+                                                            # per-step overhead only
 
 Without CUDA (no torch with CUDA and no CuPy with a device) it says so and exits 0: it is a
 hand-run script, nothing in CI runs it.  CuPy is optional; its rows are left out when it is
@@ -156,11 +159,11 @@ def _import_torch():
     return torch
 
 
-def timing(X, y, device, epochs, reps):
+def timing(X, y, device, epochs, reps, hiddens=HIDDEN, batches=BATCHES):
     systems = systems_for(device)
     rows = []
-    for hidden in HIDDEN:
-        for batch in BATCHES:
+    for hidden in hiddens:
+        for batch in batches:
             times = {name: [] for name in systems}
             for _ in range(reps):  # interleaved: A/B/C, A/B/C, ...
                 for name, (move, fit) in systems.items():
@@ -222,7 +225,7 @@ def _row_text(row):
 def markdown(rows, eq, facts):
     names = list(rows[0]["s_per_epoch"]) if rows else []
     lines = [f"Run on {facts['date']}, {facts['gpu']}, {facts['libraries']}: float32, "
-             f"{facts['n']} x {N_FEATURES}, {N_CLASSES} classes, Adam, median s/epoch "
+             f"{facts['n']} x {facts['features']}, {N_CLASSES} classes, Adam, median s/epoch "
              f"(first epoch dropped), x = time / PyTorch loop's.", "",
              "| H | batch | " + " | ".join(names) + " |",
              "|---:|---:|" + "---:|" * len(names)]
@@ -249,6 +252,12 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=N_SAMPLES, help="training rows (default 60000)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per fit (first dropped)")
     p.add_argument("--reps", type=int, default=1, help="interleaved repetitions")
+    p.add_argument("--hidden", type=int, nargs="+", default=list(HIDDEN), help="H values")
+    p.add_argument("--batch", type=int, nargs="+", default=list(BATCHES), help="batch sizes")
+    p.add_argument("--features", type=int, default=N_FEATURES,
+                   help="D (default 784); tiny D, H and batch measure the per-step overhead")
+    p.add_argument("--threads", type=int, help="torch CPU threads (smoke runs on a shared "
+                   "machine: 1; more threads than free cores make torch spin)")
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
     p.add_argument("--json", help="also write the raw numbers as JSON to this file")
     args = p.parse_args(argv)
@@ -264,6 +273,8 @@ def main(argv=None):
         return 0
 
     torch = _import_torch()
+    if args.threads and torch is not None:
+        torch.set_num_threads(args.threads)
     gpu = "CPU (smoke run)"
     if args.device != "cpu":
         if torch is not None and torch.cuda.is_available():
@@ -279,8 +290,9 @@ def main(argv=None):
              "n": args.n}
     print(f"bench_gpu: {facts}", flush=True)
 
-    X, y = make_data(n=args.n)
-    rows = timing(X, y, args.device, args.epochs, args.reps)
+    X, y = make_data(n=args.n, d=args.features)
+    facts["features"] = args.features
+    rows = timing(X, y, args.device, args.epochs, args.reps, args.hidden, args.batch)
     eq = equality(args.device)
     text = markdown(rows, eq, facts)
     print()
