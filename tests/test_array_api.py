@@ -503,3 +503,17 @@ def test_pipeline_trained_on_torch_saves_and_loads(blobs, tmp_path):
     save(pipe, tmp_path / "pipe.npz")
     np.testing.assert_allclose(load(tmp_path / "pipe.npz").predict_proba(X), expected,
                                rtol=1e-12, atol=1e-15)
+
+
+@needs_scipy_array_api
+def test_prediction_in_chunks_on_torch_equals_numpy():
+    """More rows than one forward pass takes (relunet.arrayapi._PREDICT_CHUNK)."""
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((arrayapi._PREDICT_CHUNK + 123, 3)), rng.integers(0, 3, 8315)
+    ref = _fit_quietly(ReluNetClassifier(max_iter=1, random_state=0, dtype="float64",
+                                         hidden_units=4), X[:200], y[:200])
+    model = arrayapi.to_device(ref, _torch(), "cpu")
+    with _dispatch():
+        proba = model.predict_proba(_torch_data(X, y)[0])
+    assert tuple(proba.shape) == (X.shape[0], 3)
+    np.testing.assert_allclose(_host(proba), ref.predict_proba(X), rtol=1e-13, atol=1e-16)
