@@ -1,7 +1,9 @@
-"""network.py takes its array namespace from its inputs: the note's math on non-NumPy arrays.
+"""The note's math and the estimator on non-NumPy arrays (relunet.network, relunet.arrayapi).
 
 ``array_api_strict`` implements the array API standard and nothing more, so passing it proves
-the math uses only standard operations (what CuPy or PyTorch arrays will get later).
+the code uses only standard operations (what CuPy or PyTorch CUDA arrays get); its two
+devices stand in for host and GPU.  PyTorch CPU tensors are the real library.  The estimator
+tests need scikit-learn's ``array_api_dispatch``, hence SCIPY_ARRAY_API=1 (tests/conftest.py).
 """
 
 import numpy as np
