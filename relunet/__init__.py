@@ -28,12 +28,15 @@ __all__ = [
     "save",
     "load",
     "to_onnx",
+    "to_device",
+    "to_numpy",
 ]
 
 # The estimator and the model files need scikit-learn; the math core needs only NumPy (and
 # SciPy for L-BFGS); the ONNX export needs onnx.  Import them on first use, so
 # `import relunet.network` stays light.
-_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io", "to_onnx": "onnx_export"}
+_LAZY = {"ReluNetClassifier": "estimator", "save": "io", "load": "io", "to_onnx": "onnx_export",
+         "to_device": "arrayapi", "to_numpy": "arrayapi"}
 
 
 def __getattr__(name):

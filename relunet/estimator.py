@@ -22,6 +22,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from . import arrayapi
 from .fastpath import PREDICT_CHUNK, forward_rows
 from .network import Params, init_params, log_softmax
 from .train import TrainConfig, Trainer
@@ -180,6 +181,15 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
 
     A failed ``fit``/``partial_fit`` (invalid parameters or data, :class:`TrainingDiverged`,
     an exception from the callback, Ctrl-C) leaves a fitted model exactly as it was.
+
+    Under ``sklearn.set_config(array_api_dispatch=True)`` (with ``SCIPY_ARRAY_API=1``),
+    non-NumPy ``X`` (PyTorch, CuPy, ...) is trained on and predicted in its own library and on
+    its device, by :mod:`relunet.arrayapi`: the fitted ``W1_``/``W2_`` are arrays of that
+    library, numeric ``classes_`` follow ``y``, string labels stay NumPy.  Solvers ``"gd"``,
+    ``"sgd"`` and ``"adam"``, with ``sample_weight``, ``class_weight``, ``early_stopping``,
+    ``warm_start`` and ``partial_fit``; ``"lbfgs"`` raises ValueError.  Same seed, same fit
+    as on NumPy (to rounding).  :func:`relunet.arrayapi.to_numpy` / ``to_device`` move a
+    fitted model; :func:`relunet.save` always writes NumPy arrays.
     """
 
     _parameter_constraints: dict = {
@@ -284,6 +294,8 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        if arrayapi.handles(self, X):  # array_api_dispatch and non-NumPy X: see relunet.arrayapi
+            return self._guarded(arrayapi.fit, self, X, y, sample_weight, None, incremental=False)
         return self._guarded(self._fit, X, y, sample_weight, None, incremental=False)
 
     @available_if(_supports_partial_fit)
@@ -315,6 +327,9 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         if not get_config()["skip_parameter_validation"]:
             self._validate_params()
         with config_context(skip_parameter_validation=True):
+            if arrayapi.handles(self, X):
+                return self._guarded(arrayapi.fit, self, X, y, sample_weight, classes,
+                                     incremental=True)
             return self._guarded(self._fit, X, y, sample_weight, classes, incremental=True)
 
     def _guarded(self, method, *args, **kwargs):
@@ -583,6 +598,8 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
             score per sample is followed: ``f[:, 1] - f[:, 0]``, the log-odds
             ``log(p_1 / p_0)`` of ``classes_[1]`` (positive means ``classes_[1]``).
         """
+        if arrayapi.handles(self, X):
+            return arrayapi.decision_function(self, X)
         f = self._scores(X)
         if f.shape[1] == 2:
             return f[:, 1] - f[:, 0]
@@ -594,14 +611,20 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         Computed block by block in place (:func:`relunet.fastpath.forward_rows`); equal to
         :func:`relunet.network.softmax` of the scores up to float rounding.
         """
+        if arrayapi.handles(self, X):
+            return arrayapi.predict_proba(self, X)
         return self._forward(X, proba=True)
 
     def predict_log_proba(self, X):
         """``log softmax(f)`` computed stably, shape (n_samples, n_classes)."""
+        if arrayapi.handles(self, X):
+            return arrayapi.predict_log_proba(self, X)
         return log_softmax(self._scores(X))
 
     def predict(self, X):
         """The label of the highest score (ties: the first class)."""
+        if arrayapi.handles(self, X):
+            return arrayapi.predict(self, X)
         f = self._scores(X)  # first: it raises NotFittedError on an unfitted model
         return self.classes_[np.argmax(f, axis=1)]
 
@@ -617,6 +640,9 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         # Sparse input is refused with a TypeError: the fast path is dense BLAS and
         # densifying a large sparse matrix silently could exhaust memory.
         tags.input_tags.sparse = False
+        # Under sklearn.set_config(array_api_dispatch=True) non-NumPy X (CuPy, PyTorch, ...)
+        # is trained on and predicted in its own library and device: relunet.arrayapi.
+        tags.array_api_support = True
         return tags
 
 

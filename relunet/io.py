@@ -95,10 +95,12 @@ def save(model, path):
     from sklearn.utils.validation import check_is_fitted
 
     from . import __version__
+    from .arrayapi import to_numpy
     from .estimator import ReluNetClassifier
 
     clf, scaler, step_names = _split(model, Pipeline, ReluNetClassifier)
     check_is_fitted(clf, ("W1_", "W2_", "classes_"))
+    clf = to_numpy(clf)  # trained on CuPy/PyTorch arrays: the file holds NumPy arrays all the same
     arrays = {"W1": np.ascontiguousarray(clf.W1_), "W2": np.ascontiguousarray(clf.W2_)}
     preprocessing = {"kind": "none"}
     if scaler is not None:

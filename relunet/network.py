@@ -76,6 +76,16 @@ def _arange(xp, n, *, like):
     return xp.arange(n, device=device(like))
 
 
+def _relu(xp, z):
+    """``max(z, 0)``.  Off NumPy the 0 is made on z's device: array-api-compat would send a
+    host scalar there on every call (a host-to-device copy per training step)."""
+    if xp is np:
+        return np.maximum(z, 0)
+    from array_api_compat import device
+
+    return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=device(z)))
+
+
 def as_generator(rng=None) -> np.random.Generator:
     """Turn ``rng`` (None, an int seed or a Generator) into a ``numpy.random.Generator``."""
     if isinstance(rng, np.random.Generator):
@@ -140,7 +150,7 @@ def forward(params, X):
     """
     W1, W2 = params
     xp = _namespace(X, W1, W2)
-    h = xp.maximum(X @ W1[:-1, :] + W1[-1, :], 0)  # g_j = ReLU; "+ W1[-1]": the constant-1 input
+    h = _relu(xp, X @ W1[:-1, :] + W1[-1, :])  # g_j = ReLU; "+ W1[-1]": the constant-1 input
     f = h @ W2[:-1, :] + W2[-1, :]  # g_k = identity
     return f, h
 
@@ -238,6 +248,25 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
         ``∂L/∂W1`` of shape (D+1, H) and ``∂L/∂W2`` of shape (H+1, K).
     """
     W1, W2 = params
+    L_d_over_N, dW = _data_loss_and_grads(params, X, y, alpha, sample_weight, grads=grads)
+    L = float(L_d_over_N + alpha / 2 * (_sum_squares(W1) + _sum_squares(W2)))
+    return (L, dW) if grads else L
+
+
+def _sum_squares(W):
+    """``Σ w²`` of one weight matrix, as a 0-d array of its namespace (no host copy)."""
+    xp = _namespace(W)
+    return xp.sum(W * W)
+
+
+def _data_loss_and_grads(params, X, y, alpha=0.0, sample_weight=None, *, grads=True):
+    """:func:`loss_and_grads` without the one host copy: ``(L_d / N, (dW1, dW2))``.
+
+    The data loss is a 0-d array of the inputs' namespace, on their device (turning it into
+    a Python float waits for the device); the gradients include the α-term, like
+    :func:`loss_and_grads`'s.  :mod:`relunet.arrayapi` trains with this, one step per batch.
+    """
+    W1, W2 = params
     xp = _namespace(X, W1, W2)
     _check(params, X, y)
     N, K = X.shape[0], W2.shape[1]
@@ -248,9 +277,8 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
     L_i = -xp.sum(xp.where(is_y, log_p, 0), axis=1)  # -log(e^{f_y} / Σ_j e^{f_j})
     s = _data_weights(sample_weight, N, xp, f.dtype)
     L_d_over_N = xp.mean(L_i) if s is None else xp.sum(s * L_i)
-    L = float(L_d_over_N + alpha / 2 * (xp.sum(W1 * W1) + xp.sum(W2 * W2)))
     if not grads:
-        return L
+        return L_d_over_N, None
 
     # df = p - 1(y = k), here already divided by N (or weighted) because L holds L_d / N.
     df = xp.where(is_y, xp.exp(log_p) - 1, xp.exp(log_p))
@@ -262,7 +290,7 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
     dh = xp.where(h > 0, dh, 0)
     # dW1 = x · dh + α w1, the same way.
     dW1 = _stack_bias(xp, X.T @ dh, xp.sum(dh, axis=0)) + alpha * W1
-    return L, Params(dW1, dW2)
+    return L_d_over_N, Params(dW1, dW2)
 
 
 def _stack_bias(xp, weight_rows, bias_row):

@@ -1,7 +1,18 @@
 """Shared test fixtures."""
 
-import pytest
-from threadpoolctl import threadpool_limits
+import os
+import sys
+
+# scikit-learn's array-API dispatch (tests/test_array_api.py, the estimator checks on
+# array_api_strict and torch) needs SciPy's array-API mode, which SciPy reads once, when it
+# is first imported: switch it on here, before any test module imports SciPy.  It changes
+# nothing for NumPy inputs.  If SciPy was imported already (a plugin), leave it off: the
+# array-API tests then skip, saying why.
+if "scipy" not in sys.modules:
+    os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+import pytest  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,13 @@ are tiny, so the defaults are already fast: the whole file runs in a few seconds
   summation-order rounding alone breaks it.  The float64 instance passes it, and
   ``tests/test_estimator.py`` checks the float32 equivalence at a float32 tolerance.
 
-The only skip is scikit-learn's own ``check_array_api_input``, which skips itself unless
-the environment variable SCIPY_ARRAY_API is set (we declare no array-API support).
+The estimator declares ``array_api_support``, so the checks include scikit-learn's
+array-API checks (``tests/conftest.py`` sets SCIPY_ARRAY_API=1, which they need): on NumPy,
+``array_api_strict`` (two devices, float64 and float32), PyTorch on the CPU (float64 and
+float32), mixed inputs (X torch, y and sample_weight array_api_strict) and the
+fit/predict namespace check all run.  The skips are theirs, each with its reason: CuPy,
+dpnp, and PyTorch on CUDA, XPU or MPS where the machine has none (and torch entirely if it
+is not installed).
 """
 
 import pytest
