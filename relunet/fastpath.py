@@ -864,52 +864,24 @@ _pool = None
 _pool_lock = threading.Lock()
 
 
-class _OneBlasThread:
-    """BLAS limited to one thread while any prediction's parts run, restored by the last.
-
-    Reference-counted, so overlapping predictions from several threads restore the user's
-    setting, not each other's temporary one.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._saved = []
-        self._libs = None
-
-    def libs(self):
-        if self._libs is None:
-            controller = _blas_controller()
-            self._libs = list(controller.lib_controllers) if controller is not None else []
-        return self._libs
-
-    def threads(self):
-        """The number of threads the BLAS libraries would use now (1 without threadpoolctl)."""
-        return max((lib.num_threads for lib in self.libs()), default=1)
-
-    def __enter__(self):
-        with self._lock:
-            if self._depth == 0:
-                self._saved = [(lib, lib.num_threads) for lib in self.libs()]
-                for lib, _ in self._saved:
-                    lib.set_num_threads(1)
-            self._depth += 1
-
-    def __exit__(self, *exc):
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                for lib, n in self._saved:
-                    lib.set_num_threads(n)
+_blas_for_predict = None
 
 
-_one_blas_thread = _OneBlasThread()
+def _predict_blas():
+    """The BLAS controller prediction limits (made once: building one lists the libraries)."""
+    global _blas_for_predict
+    if _blas_for_predict is None:
+        _blas_for_predict = _blas_controller() or False
+    return _blas_for_predict or None
 
 
 def _after_fork_in_child():
-    """A forked child has none of the parent's threads: start with a fresh pool and guard."""
-    global _pool, _pool_lock, _one_blas_thread
-    _pool, _pool_lock, _one_blas_thread = None, threading.Lock(), _OneBlasThread()
+    """A forked child has none of the parent's threads: fresh pool, locks and BLAS count
+    (a lock held by a parent's thread at the fork would never be released)."""
+    global _pool, _pool_lock, _blas_lock, _blas_held
+    _pool, _pool_lock = None, threading.Lock()
+    _blas_lock = threading.Lock()
+    _blas_held = {"users": 0, "limiter": None, "threads": None}
 
 
 if hasattr(os, "register_at_fork"):
@@ -1013,12 +985,12 @@ def forward_rows(params, X, *, proba=False, chunk=PREDICT_CHUNK, n_threads=None)
     parts = 1
     if n > 1 and flops >= 2 * MIN_FLOPS_PER_PREDICT_THREAD:
         if n_threads is None:
-            n_threads = min(_one_blas_thread.threads(), _usable_cpus() or 1)
+            n_threads = default_threads()
         parts = int(min(n_threads, flops // MIN_FLOPS_PER_PREDICT_THREAD, n))
     if parts <= 1:
         return out, _forward_rows(W1, W2, X, out, 0, n, chunk, proba)
     edges = _split(n, parts)
-    with _one_blas_thread:
+    with _one_blas_thread(_predict_blas()):  # shared with training's epochs
         pool = _executor()
         futures = [pool.submit(_forward_rows, W1, W2, X, out, edges[p], edges[p + 1], chunk,
                                proba) for p in range(1, parts)]

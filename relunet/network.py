@@ -248,6 +248,7 @@ def loss_and_grads(params, X, y, alpha=0.0, *, sample_weight=None, grads=True):
         ``∂L/∂W1`` of shape (D+1, H) and ``∂L/∂W2`` of shape (H+1, K).
     """
     W1, W2 = params
+    _check(params, X, y)
     L_d_over_N, dW = _data_loss_and_grads(params, X, y, alpha, sample_weight, grads=grads)
     L = float(L_d_over_N + alpha / 2 * (_sum_squares(W1) + _sum_squares(W2)))
     return (L, dW) if grads else L
@@ -265,10 +266,11 @@ def _data_loss_and_grads(params, X, y, alpha=0.0, sample_weight=None, *, grads=T
     The data loss is a 0-d array of the inputs' namespace, on their device (turning it into
     a Python float waits for the device); the gradients include the α-term, like
     :func:`loss_and_grads`'s.  :mod:`relunet.arrayapi` trains with this, one step per batch.
+    The caller checks the shapes and class indices (:func:`_check`) once, not per step:
+    reading ``min(y)`` back from a device would cost a host copy per batch.
     """
     W1, W2 = params
     xp = _namespace(X, W1, W2)
-    _check(params, X, y)
     N, K = X.shape[0], W2.shape[1]
 
     f, h = forward(params, X)
