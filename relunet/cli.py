@@ -112,7 +112,7 @@ def _seed(text):
 MAIN_EPILOG = """\
 examples:
   relunet train                                  # built-in digits, a few seconds
-  relunet train data.csv --target label --out model.npz --plots plots/
+  relunet train data.csv --target species --out model.npz --plots plots/
   relunet evaluate model.npz test.csv --target label
   relunet predict model.npz new.csv --proba --out predictions.csv
   relunet info model.npz
@@ -123,7 +123,11 @@ Run 'relunet COMMAND --help' for the options of each command.
 
 FORMATS_HELP = """\
 data formats (by extension):
-  .csv .tsv (.gz)        header row; labels in --target COLUMN (default: last column)
+  .csv .tsv (.gz)        header row; separator and decimal mark sniffed (--sep, --decimal);
+                         labels in --target COLUMN, else the one column named label,
+                         target, class or y, else the last column (always printed);
+                         text columns one-hot encoded, missing numbers imputed (--impute);
+                         row-number and index columns left out (--id, --drop for others)
   .parquet .pq           the same as CSV (needs pyarrow)
   .npy                   2-D array of features (3-D images are flattened); --labels FILE
   .npz                   arrays named X and y
@@ -136,6 +140,8 @@ examples:
   relunet train                                     # built-in digits, a few seconds
   relunet train --dataset spiral --plots plots/     # 2-D toy data with decision regions
   relunet train iris.csv --target species --out iris.npz --metrics iris.json
+  relunet train penguins.csv --target species --id rowid --drop year --out p.npz
+  relunet train europe.csv --sep ';' --decimal ','     # usually sniffed
   relunet train train-images-idx3-ubyte.gz --labels train-labels-idx1-ubyte.gz \\
       --test-data t10k-images-idx3-ubyte.gz --test-labels t10k-labels-idx1-ubyte.gz \\
       --hidden 256 --epochs 20 --out mnist.npz
@@ -143,18 +149,22 @@ examples:
 
 EVALUATE_EPILOG = """\
 examples:
-  relunet evaluate model.npz test.csv                 # labels in the last column
+  relunet evaluate model.npz test.csv                 # the label column of training
   relunet evaluate model.npz test.csv --target label --metrics eval.json
   relunet evaluate model.npz X_test.npy --labels y_test.npy
 """
 
 PREDICT_EPILOG = """\
-The CSV has a column 'prediction' and, with --proba, one probability column per class
-(named by the class).  Columns of a table that the model was not trained on are ignored.
+The CSV has the --id columns (by default those given when training, when the file has
+them), a column 'prediction' and, with --proba, one probability column per class (named by
+the class).  Columns of a table that the model was not trained on are ignored; text columns
+get the training's encoding (categories never seen are ignored) and missing numbers the
+training's imputation.
 
 examples:
   relunet predict model.npz new.csv                   # CSV to stdout
   relunet predict model.npz new.csv --proba --out predictions.csv
+  relunet predict model.npz new.csv --id PassengerId   # copy the id column to the output
   relunet predict model.npz images.npy --out labels.csv
 """
 
@@ -207,7 +217,9 @@ def build_parser():
                    help="training data file (default: the built-in digits)")
     g.add_argument("--labels", metavar="PATH", help="labels file for DATA (.npy, IDX, ...)")
     g.add_argument("--target", metavar="COLUMN",
-                   help="label column of a CSV/TSV/Parquet table (default: the last)")
+                   help="label column of a CSV/TSV/Parquet table (default: the one named "
+                        "label/target/class/y, else the last)")
+    _table_options(g, train=True)
     g.add_argument("--dataset", metavar="NAME", choices=("digits", "spiral"),
                    help="a built-in data set instead of DATA: digits or spiral")
     g.add_argument("--test-data", metavar="PATH", help="separate test data (same format rules)")
@@ -256,7 +268,8 @@ def build_parser():
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", metavar="PATH", help="labels file for DATA")
     labels.add_argument("--target", metavar="COLUMN",
-                        help="label column of a table (default: the last)")
+                        help="label column of a table (default: the model's label column)")
+    _table_options(p)
     p.add_argument("--metrics", metavar="FILE.json", help="also write the results as JSON")
 
     # ---- predict
@@ -265,6 +278,10 @@ def build_parser():
     p.add_argument("model", metavar="MODEL", help="a model saved by 'relunet train --out'")
     p.add_argument("data", metavar="DATA", help="data file (labels, if present, are ignored)")
     p.add_argument("--target", metavar="COLUMN", help="a label column of the table to ignore")
+    p.add_argument("--id", metavar="COLUMN", action="append", dest="ids",
+                   help="copy this column to the output (repeatable; default: the --id "
+                        "columns of training, when present)")
+    _table_options(p)
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.add_argument("--out", metavar="FILE.csv", help="write the CSV here (default: stdout)")
 
@@ -275,6 +292,7 @@ def build_parser():
     p.add_argument("data", nargs="?", metavar="DATA", help="data file (default: digits)")
     p.add_argument("--labels", metavar="PATH", help="labels file for DATA")
     p.add_argument("--target", metavar="COLUMN", help="label column of a table")
+    _table_options(p)
     p.add_argument("--dataset", metavar="NAME", choices=("digits", "spiral"),
                    help="a built-in data set instead of DATA")
     p.add_argument("--hidden", type=_positive_int, default=32, metavar="N",
@@ -298,6 +316,37 @@ def build_parser():
     return parser
 
 
+def _table_options(group, *, train=False):
+    """The table-reading flags; training also gets the column and preparation choices."""
+    group.add_argument("--sep", metavar="CHAR", type=_separator,
+                       help="column separator of a CSV (default: sniffed among , ; tab |)")
+    group.add_argument("--decimal", metavar="CHAR", choices=(".", ","),
+                       help="decimal mark of a CSV: . or , (default: sniffed)")
+    if not train:
+        return
+    group.add_argument("--id", metavar="COLUMN", action="append", dest="ids",
+                       help="an identifier column: not a feature; copied to predict's "
+                            "output (repeatable)")
+    group.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend",
+                       help="leave these columns out")
+    group.add_argument("--impute", choices=("median", "mean", "drop-rows", "none"),
+                       default="median",
+                       help="missing numbers: fill with the training median/mean (plus a "
+                            "missing-indicator column), drop those rows, or refuse them "
+                            "(default: %(default)s)")
+    group.add_argument("--min-frequency", type=_positive_int, default=5, metavar="N",
+                       help="text values seen in fewer training rows are grouped as one "
+                            "'infrequent' category (default: %(default)s)")
+
+
+def _separator(text):
+    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    text = names.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"must be one character or 'tab', got {text!r}")
+    return text
+
+
 # ------------------------------------------------------------------------------ entry point
 
 
@@ -309,6 +358,8 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     debug = getattr(args, "debug", False)
+    guard = _PipeGuard(sys.stdout)
+    sys.stdout = guard
     try:
         with warnings.catch_warnings():
             if not debug:
@@ -331,6 +382,51 @@ def main(argv=None):
             traceback.print_exc()
         print(f"error: {_describe(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if sys.stdout is guard:
+            sys.stdout = guard.stream
+
+
+class _PipeGuard:
+    """stdout that survives a reader going away (``relunet train ... | head -2``).
+
+    After a broken pipe the rest of the output goes nowhere, and the command carries on:
+    the model, metrics and plots asked for are still written, and the exit status says
+    whether *they* succeeded.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.broken = False
+
+    def _silence(self):
+        self.broken = True
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())  # also silences the flush at exit
+            os.close(devnull)
+
+    def write(self, text):
+        if self.broken:
+            return len(text)
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self):
+        if self.broken:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.flush()
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 def _describe(exc):
@@ -380,14 +476,17 @@ def _jsonable(obj):
     return str(obj)
 
 
-def _save_model(model, path):
+def _save_model(model, path, table=None):
     """``relunet.save`` into a temporary file, renamed onto ``path`` when complete."""
     import relunet
 
     from .data import atomic_path
 
     with atomic_path(path, suffix=".tmp.npz") as tmp:
-        relunet.save(model, tmp)
+        if table is None:
+            relunet.save(model, tmp)
+        else:
+            relunet.save(model, tmp, table=table)
 
 
 def _load_model(path):
@@ -403,6 +502,15 @@ def _load_model(path):
 def _network(model):
     steps = getattr(model, "steps", None)
     return steps[-1][1] if steps else model
+
+
+def _table_meta(path):
+    """The ``table`` facts saved with a model (label column, id columns), or {}."""
+    with contextlib.suppress(Exception):
+        from . import io as model_io
+
+        return model_io.read_metadata(path).get("table") or {}
+    return {}
 
 
 def _feature_names(model, path):
@@ -550,7 +658,14 @@ def _load_training_data(args):
                 flag = "--" + opt.replace("_", "-")
                 raise CLIError(f"{flag} needs a DATA file")
         return builtin(args.dataset or "digits", seed=getattr(args, "seed", 0))
-    return read_data(args.data, labels=args.labels, target=args.target)
+    return read_data(args.data, labels=args.labels, target=args.target, **_read_options(args))
+
+
+def _read_options(args, **more):
+    """The table-reading options given on the command line (only those given)."""
+    opts = {key: getattr(args, key, None) for key in ("sep", "decimal", "ids", "drop")}
+    opts.update(more)
+    return {k: v for k, v in opts.items() if v}
 
 
 def _describe_data(ds):
@@ -560,14 +675,36 @@ def _describe_data(ds):
             f"{len(classes)} classes ({shown})")
 
 
+def _complete_rows(args, ds, *, training):
+    """Apply --impute drop-rows / none to a table: drop or refuse rows with missing values."""
+    from .tables import check_no_missing, drop_missing_rows
+
+    impute = getattr(args, "impute", "median")
+    if not ds.is_table or impute in ("median", "mean"):
+        return ds
+    if impute == "drop-rows":
+        ds, dropped = drop_missing_rows(ds)
+        if dropped:
+            _say(args, f"{ds.source}: {dropped} of {dropped + len(ds.X)} rows with missing "
+                       "values left out (--impute drop-rows)")
+        return ds
+    check_no_missing(ds)
+    return ds
+
+
 def _split(args, ds):
     """(X_train, y_train, X_test, y_test): --test-data, a stratified split, or no test set."""
     from .data import read_data
 
     if args.test_data is not None:
         target = args.target if args.test_labels is None else None
+        more = {}
+        if ds.is_table:  # columns matched by name, read as in training
+            more = {"kinds": (ds.numeric, ds.categorical), "label_hint": ds.label}
         test = read_data(args.test_data, labels=args.test_labels, target=target,
-                         features=ds.feature_names)  # a table's columns are matched by name
+                         features=ds.feature_names,
+                         **_read_options(args, drop=None, ids=None, **more))
+        test = _complete_rows(args, test, training=False)
         if test.X.shape[1] != ds.X.shape[1]:
             raise CLIError(
                 f"{args.test_data}: {test.X.shape[1]} features, but the training data has "
@@ -612,18 +749,12 @@ def _make_model(args, callback):
         random_state=args.seed,
         callback=callback,
     )
-    if args.scale == "none":
-        return net
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
-
-    scaler = StandardScaler() if args.scale == "standard" else MinMaxScaler()
-    return Pipeline([("scale", scaler), ("net", net)])
+    return net
 
 
 def _named(X, names):
     """``X`` as a DataFrame with the table's column names, so the model records them."""
-    if X is None or not names:
+    if X is None or not names or hasattr(X, "columns"):
         return X
     import pandas as pd
 
@@ -644,11 +775,20 @@ def _log_loss(model, X, y):
 
 
 def cmd_train(args):
-    ds = _load_training_data(args)
+    from .data import check_destination
+    from .tables import describe, make_model
+
+    for flag, path in (("--out", args.out), ("--metrics", args.metrics)):
+        if path is not None:
+            check_destination(path, flag)  # fail before training, not after
     if args.plots is not None:
+        check_destination(args.plots, "--plots", directory=True)
         from .plots import require_matplotlib
 
-        require_matplotlib()  # fail before training, not after
+        require_matplotlib()
+    ds = _load_training_data(args)
+    _say(args, *describe(ds))
+    ds = _complete_rows(args, ds, training=True)
     classes = np.unique(ds.y)
     if len(classes) < 2:
         raise CLIError(
@@ -668,7 +808,9 @@ def cmd_train(args):
     # later picks the same columns by name.
     Xtr_in, Xte_in = _named(X_tr, ds.feature_names), _named(X_te, ds.feature_names)
     progress = _Progress(args.epochs, quiet=args.quiet, validation=args.early_stopping)
-    model = _make_model(args, progress)
+    model = make_model(_make_model(args, progress), ds, scale=args.scale,
+                       impute=getattr(args, "impute", "median"),
+                       min_frequency=getattr(args, "min_frequency", 5))
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter: reported below
@@ -693,6 +835,11 @@ def cmd_train(args):
         "n_train": int(len(X_tr)),
         "n_test": 0 if X_te is None else int(len(X_te)),
         "n_features": int(ds.X.shape[1]),
+        "n_inputs": int(net.n_features_in_),
+        "label_column": ds.label,
+        "id_columns": list(getattr(args, "ids", None) or []),
+        "numeric_columns": ds.numeric,
+        "text_columns": ds.categorical,
         "classes": [c.item() if hasattr(c, "item") else c for c in net.classes_],
         "train_accuracy": train_acc,
         "test_accuracy": test_acc,
@@ -710,6 +857,8 @@ def cmd_train(args):
             "hidden": args.hidden, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "alpha": args.alpha, "solver": args.solver,
             "early_stopping": args.early_stopping, "scale": args.scale, "seed": args.seed,
+            "impute": getattr(args, "impute", None),
+            "min_frequency": getattr(args, "min_frequency", None),
         },
         "history": history,
     }
@@ -727,7 +876,11 @@ def cmd_train(args):
               + f"   final training loss: {_fmt(metrics['train_loss'])}"
               + f"   time: {fit_seconds:.2f} s")
     if args.out is not None:
-        _save_model(model, args.out)
+        table = None
+        if ds.is_table:
+            table = {"label": ds.label, "ids": list(getattr(args, "ids", None) or []),
+                     "impute": args.impute}
+        _save_model(model, args.out, table)
         _say(args, f"model saved to {args.out}")
     if args.metrics is not None:
         _write_json(args.metrics, metrics)
@@ -752,12 +905,34 @@ def _model_data(args, model, *, need_labels):
     model was trained on a table).
     """
     from .data import read_data
+    from .tables import check_no_missing, has_imputer, table_columns
 
     net = _network(model)
     n_features = int(net.n_features_in_)
     names = _feature_names(model, args.model)
+    kinds = table_columns(model)
+    opts = _read_options(args)
+    if kinds is not None:
+        table = _table_meta(args.model)
+        opts.update(kinds=kinds, label_hint=table.get("label"))
+        if not need_labels and not opts.get("ids"):
+            opts["optional_ids"] = table.get("ids") or []
+    elif names is not None:  # a model trained on a table of numbers (format 1)
+        opts.update(kinds=(names, []))
     ds = read_data(args.data, labels=getattr(args, "labels", None), target=args.target,
-                   need_labels=need_labels, features=names, n_features=n_features)
+                   need_labels=need_labels, features=names, n_features=n_features, **opts)
+    if kinds is not None and not ds.is_table:
+        raise CLIError(f"{args.data}: the model was trained on a table of {len(names)} columns "
+                       f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''}); give "
+                       "the data as a CSV/TSV/Parquet table with those columns")
+    if ds.is_table:
+        if not has_imputer(model):
+            check_no_missing(ds, "no imputation")
+        for note in ds.notes:  # stderr: predict's CSV may be on stdout
+            if "not used as a feature" not in note:
+                print(f"note: {note}", file=sys.stderr)
+        if kinds is not None:
+            return ds, ds.X
     if ds.X.shape[1] != n_features:
         raise CLIError(
             f"{args.data}: {ds.X.shape[1]} feature columns, but the model was trained on "
@@ -829,7 +1004,8 @@ def cmd_predict(args):
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)
     pred = model.predict(X)
-    header = ["prediction"]
+    ids = ds.ids if ds.is_table and ds.ids is not None else None
+    header = ([] if ids is None else [str(c) for c in ids.columns]) + ["prediction"]
     columns = [pred]
     if args.proba:
         proba = model.predict_proba(X)
@@ -840,8 +1016,11 @@ def cmd_predict(args):
     def write(fh):
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
+        id_rows = None if ids is None else ids.to_numpy(dtype=object)
         for i in range(len(pred)):
-            row = [pred[i].item() if hasattr(pred[i], "item") else pred[i]]
+            row = [] if id_rows is None else ["" if v is None or v != v else v
+                                              for v in id_rows[i]]
+            row += [pred[i].item() if hasattr(pred[i], "item") else pred[i]]
             row += [f"{col[i]:.6g}" for col in columns[1:]]
             writer.writerow(row)
 
@@ -869,6 +1048,10 @@ def cmd_gradcheck(args):
     ds = _load_training_data(args)
     rng = np.random.default_rng(args.seed)
     X, y = ds.X, ds.y
+    if ds.is_table:  # the network sees the prepared columns
+        from .tables import build_preparation
+
+        X = build_preparation(ds.numeric, ds.categorical).fit_transform(X)
     if X.shape[0] > args.rows:
         keep = np.sort(rng.choice(X.shape[0], size=args.rows, replace=False))
         X, y = X[keep], y[keep]
@@ -925,8 +1108,16 @@ def cmd_info(args):
     prep = meta.pop("preprocessing", None) or {}
     scaler = _scaler_name(model)
     seen = prep.get("n_samples_seen")
+    from .tables import describe_preparation
+
+    table = meta.pop("table", None) or {}
     print(f"preprocessing: {scaler}" + (f" (fitted on {seen} rows)"
                                         if scaler != "none" and isinstance(seen, int) else ""))
+    for line in describe_preparation(model):
+        print(f"  {line}")
+    if table.get("label") is not None:
+        print(f"label column: {table['label']}"
+              + (f"   id columns: {', '.join(table['ids'])}" if table.get("ids") else ""))
     classes = [str(c) for c in net.classes_]
     print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
     names = _feature_names(model, args.model)

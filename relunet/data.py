@@ -48,6 +48,7 @@ __all__ = [
     "format_of",
     "atomic_path",
     "atomic_open",
+    "check_destination",
     "require",
 ]
 
@@ -167,6 +168,28 @@ def _check_file(path):
 
 
 # ---------------------------------------------------------------------------------- writing
+
+
+def check_destination(path, what, *, directory=False):
+    """Raise :class:`DataError` now if ``path`` cannot be written later (before a long run).
+
+    A file destination needs an existing, writable folder and must not be a folder itself;
+    a ``directory`` destination may not exist yet (it is created) but its parent must, and
+    it must not be a file.
+    """
+    path = os.fspath(path)
+    if directory:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise DataError(f"{what} {path}: is a file, not a directory")
+        parent = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    else:
+        if os.path.isdir(path):
+            raise DataError(f"{what} {path}: is a directory; give a file name")
+        parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise DataError(f"{what} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {path}: directory {parent} is not writable")
 
 
 @contextlib.contextmanager
@@ -430,12 +453,12 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
         X, y, names, image_shape = ds.X, ds.y, ds.feature_names, None
     else:
         ds = None
-        used = [k for k, v in table_options.items() if v]
-        if used:
-            flags = ", ".join("--" + k.replace("_", "-") for k in used if k != "kinds")
-            if flags:
-                raise DataError(f"{path}: {flags} apply to tables (CSV/TSV/Parquet); "
-                                f"this is a {fmt} file")
+        flags = [{"ids": "--id"}.get(k, "--" + k) for k in ("sep", "decimal", "ids", "drop")
+                 if table_options.get(k)]
+        if flags:
+            raise DataError(f"{path}: {', '.join(flags)} "
+                            f"{'applies' if len(flags) == 1 else 'apply'} to tables "
+                            f"(CSV/TSV/Parquet); this is a {fmt} file")
         if target is not None:
             raise DataError(f"{path}: --target names a column of a table; this is a {fmt} file")
         if fmt == "npy":

@@ -404,7 +404,8 @@ def identifier_columns(frame, candidates):
             if np.array_equal(v, np.arange(n)) or np.array_equal(v, np.arange(1, n + 1)):
                 found.append((col, f"it counts the rows ({v[0]}..{v[-1]})"))
                 continue
-        if _is_text(s) and n >= 20 and s.notna().all() and s.nunique() == n:
+        if (_is_text(s) and n >= 20 and s.notna().all() and s.nunique() == n
+                and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5):  # not numbers
             found.append((col, "it has a different text in every row"))
     return found
 
@@ -506,7 +507,7 @@ def table_columns(model):
 
 def read_table(path, fmt, *, labels=None, target=None, need_labels=True, features=None,
                n_features=None, kinds=None, label_hint=None, ids=(), drop=(), sep=None,
-               decimal=None):
+               decimal=None, optional_ids=()):
     """Read a CSV/TSV/Parquet table into a :class:`relunet.data.Dataset` of raw columns.
 
     Parameters
@@ -530,6 +531,8 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         The label column a model was trained with (used when present and no ``target``).
     ids : sequence of str
         Identifier columns (``--id``): never features, read as text, kept in ``Dataset.ids``.
+    optional_ids : sequence of str
+        More identifier columns, used only where the file has them (a model's ``--id``).
     drop : sequence of str
         Columns to leave out (``--drop``).
     sep, decimal : str, optional
@@ -564,6 +567,7 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
                 elif features is None and n_features is not None and len(rest) == n_features + 1:
                     label, chosen["how"] = rest[-1], "last"
         chosen["label"] = label
+        ids.extend(c for c in optional_ids if c in columns and c not in ids and c != label)
         return [c for c in [label, *ids, *categorical_kind] if c is not None]
 
     frame = read_frame(path, fmt, sep=sep, decimal=decimal, pick_text=pick_text, notes=notes)
@@ -661,6 +665,47 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
     ds.numeric, ds.categorical = numeric, categorical
     ds.label_how = chosen.get("how")
     return ds
+
+
+def has_imputer(model):
+    """Whether a model fills missing values itself (a SimpleImputer in its preparation)."""
+    from sklearn.impute import SimpleImputer
+
+    def walk(est):
+        if isinstance(est, SimpleImputer):
+            return True
+        for _, sub, *_ in getattr(est, "steps", None) or getattr(est, "transformers_", None) \
+                or []:
+            if walk(sub):
+                return True
+        return False
+
+    return walk(model)
+
+
+def describe_preparation(model):
+    """Lines saying what a table model's preparation does (empty for other models)."""
+    from sklearn.compose import ColumnTransformer
+
+    steps = getattr(model, "steps", None)
+    if not steps or not isinstance(steps[0][1], ColumnTransformer):
+        return []
+    lines = []
+    for name, trans, cols in steps[0][1].transformers_:
+        if name == "numeric":
+            parts = [type(s).__name__ if not isinstance(s, str) else s
+                     for _, s in trans.steps]
+            imputer = dict(trans.steps).get("impute")
+            if imputer is not None:
+                n_ind = len(imputer.indicator_.features_) if imputer.indicator_ else 0
+                parts[0] = (f"missing values: {imputer.strategy} "
+                            f"(+ {n_ind} missing-indicator column{'s' if n_ind != 1 else ''})")
+            lines.append(f"{len(cols)} numeric column(s): " + ", ".join(parts))
+        elif name == "categorical":
+            n_cat = sum(len(c) for c in trans.categories_)
+            lines.append(f"{len(cols)} text column(s) one-hot encoded: {n_cat} categories "
+                         f"({_show([str(c) for c in cols], 4)}); unseen ones ignored")
+    return lines
 
 
 def check_no_missing(ds, what="--impute none"):
