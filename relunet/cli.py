@@ -1121,8 +1121,10 @@ def cmd_info(args):
     classes = [str(c) for c in net.classes_]
     print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
     names = _feature_names(model, args.model)
-    print(f"features ({D}): " + (", ".join(names[:12]) + (", ..." if D > 12 else "")
-                                 if names else "unnamed (trained on an array)"))
+    n_in = len(names) if names else D
+    print(f"{'input columns' if n_in != D else 'features'} ({n_in}): "
+          + (", ".join(names[:12]) + (", ..." if n_in > 12 else "")
+             if names else "unnamed (trained on an array)"))
     params = meta.pop("hyperparameters", None) or {}
     if params:
         print("hyper-parameters:")

@@ -353,22 +353,27 @@ def check_guessed_label(y, column, how, path):
     if how in ("--target", "model"):
         return
     why = None
-    numeric = y.dtype.kind in "iuf" or all(_is_number(v) for v in y[:1000])
-    if y.dtype.kind == "f" or (numeric and y.dtype.kind in "UO"
-                               and not all(_CANONICAL_INT.fullmatch(str(v)) for v in y)):
-        why = "holds numbers that are not whole: a measurement, not classes"
-    else:
+    values = y[:5000]
+    if y.dtype.kind == "f" or (y.dtype.kind in "UO" and all(_is_number(v) for v in values)):
+        numbers = np.array([float(v) for v in values])
+        if not np.all(numbers[np.isfinite(numbers)] == np.round(numbers[np.isfinite(numbers)])):
+            why = "holds numbers that are not whole: a measurement, not classes"
+    if why is None:
         _, counts = np.unique(y, return_counts=True)
         if len(counts) > 10 and np.median(counts) < 5:
+            median = float(np.median(counts))
             why = (f"has {len(counts)} distinct values for {len(y)} rows (median "
-                   f"{np.median(counts):g} rows per class): a measurement or an identifier, "
-                   "not classes")
+                   f"{median:g} row{'' if median == 1 else 's'} per class): a measurement or "
+                   "an identifier, not classes")
     if why is not None:
-        chosen = ("the column named like a label" if how == "named" else "the last column")
         raise DataError(
-            f"{path}: the label column {column!r} ({chosen}) {why}; name the label column "
-            f"with --target COLUMN (and --target {column} if this really is it)"
+            f"{path}: the label column {column!r} ({_HOW[how]}) {why}; name the label column "
+            f"with --target COLUMN (or --target {column} if this really is it)"
         )
+
+
+_HOW = {"named": "the column named like a label", "last": "the last column",
+        "--target": "--target", "model": "the model's label column"}
 
 
 def _is_number(v):
@@ -577,6 +582,18 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
     if fmt == "parquet":
         pick_text(columns)
     label = chosen.get("label")
+    empty_tail = []
+    while columns and frame[columns[-1]].isna().all() and len(columns) > 1:
+        empty_tail.insert(0, columns.pop())  # Excel writes separators past the last column
+    if empty_tail:
+        frame = frame.drop(columns=empty_tail)
+        notes.append(f"{path}: {_show(empty_tail)}: empty column(s) at the end left out")
+        if label in empty_tail:
+            label, chosen["how"] = choose_label(columns, hint=label_hint, path=path)
+            chosen["label"] = label
+            if fmt != "parquet":  # read it again as text as written
+                again = read_frame(path, fmt, sep=sep, decimal=decimal, text_columns=[label])
+                frame[label] = again[label].reindex(frame.index)
     for what, names in (("--id", ids), ("--drop", drop)):
         missing = [c for c in names if c not in columns]
         if missing:
@@ -596,18 +613,23 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
 
     y = None
     if label is not None and (need_labels or target is not None):
-        source = f"{path} (column {label!r})"
+        how = chosen.get("how")
+        source = f"{path} (label column {label!r}, {_HOW.get(how, how)})"
+        series = frame[label]
+        if need_labels:
+            present = series[series.notna()]
+            if len(present):
+                check_guessed_label(label_values(present, source), label, how, path)
         try:
-            y = label_values(frame[label], source)
+            y = label_values(series, source)
         except DataError as exc:  # say the data row by position in the file
             m = re.search(r"data row (\d+)", str(exc))
             if m is None:
                 raise
             row = int(positions[int(m.group(1)) - 1]) + 1
-            raise DataError(str(exc).replace(f"data row {m.group(1)}", f"data row {row}")) \
-                from None
-        if need_labels:
-            check_guessed_label(y, label, chosen.get("how"), path)
+            hint = "" if how in ("--target", "model") else "; choose the label with --target"
+            raise DataError(str(exc).replace(f"data row {m.group(1)}", f"data row {row}")
+                            + hint) from None
 
     id_frame = frame[ids].astype(object) if ids else None
     if features is not None:
