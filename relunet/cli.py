@@ -776,7 +776,7 @@ def _log_loss(model, X, y):
 
 def cmd_train(args):
     from .data import check_destination
-    from .tables import describe, make_model
+    from .tables import describe, make_model, quote
 
     for flag, path in (("--out", args.out), ("--metrics", args.metrics)):
         if path is not None:
@@ -792,7 +792,7 @@ def cmd_train(args):
     classes = np.unique(ds.y)
     if len(classes) < 2:
         raise CLIError(
-            f"{ds.source}: all {ds.X.shape[0]} rows have the same label ({classes[0]!r}); "
+            f"{ds.source}: all {ds.X.shape[0]} rows have the same label ({quote(classes[0])}); "
             f"a classifier needs at least two classes"
         )
     X_tr, y_tr, X_te, y_te = _split(args, ds)
