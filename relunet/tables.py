@@ -11,7 +11,8 @@ Reading (:func:`read_table`)
       (``str(int(s)) == s``) become integers so that they sort numerically;
     * identifier columns never become features (:func:`identifier_columns`): a column without
       a header name (pandas' ``Unnamed: 0``, R's ``""``), R-style row names, an integer column
-      counting ``0..n-1`` or ``1..n``, a text column with a different value in every row;
+      holding ``0..n-1`` or ``1..n`` (in any order), a text column with a different value in
+      every row;
     * a feature column is *numeric* (numbers, booleans, Parquet DECIMAL; blanks and ``NA`` are
       missing) or *categorical* (text).  A column of numbers with a few stray words is an
       error naming the first word and its row, never silently a category.
@@ -405,9 +406,9 @@ def identifier_columns(frame, candidates):
             continue
         if (pd.api.types.is_integer_dtype(s) and not pd.api.types.is_bool_dtype(s)
                 and not s.isna().any() and n > 2):
-            v = s.to_numpy(dtype=np.int64)
+            v = np.sort(s.to_numpy(dtype=np.int64))
             if np.array_equal(v, np.arange(n)) or np.array_equal(v, np.arange(1, n + 1)):
-                found.append((col, f"it counts the rows ({v[0]}..{v[-1]})"))
+                found.append((col, f"it numbers the rows ({v[0]}..{v[-1]})"))
                 continue
         if (_is_text(s) and n >= 20 and s.notna().all() and s.nunique() == n
                 and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5):  # not numbers
