@@ -443,3 +443,68 @@ def test_huge_declared_shape_is_not_allocated(model_file, tmp_path):
             np.save(b, members[name])
             z.writestr(name + ".npy", b.getvalue())
     _assert_refused(path, "'W1' is truncated")
+
+
+# ------------------------------------------------------------------ tables (format 2)
+def _table():
+    rng = np.random.default_rng(0)
+    n = 90
+    X = pd.DataFrame({
+        "mass": rng.normal(size=n),
+        "island": rng.choice(["Biscoe", "Dream", "Torgersen"], size=n).astype(object),
+    })
+    y = np.where((X["mass"] > 0) ^ (X["island"] == "Dream"), "a", "b")
+    X.loc[::9, "mass"] = np.nan
+    X.loc[::11, "island"] = np.nan
+    return X, y
+
+
+def test_table_pipeline_round_trip_is_exact(tmp_path):
+    from relunet.tables import build_preparation
+
+    X, y = _table()
+    model = Pipeline([("prepare", build_preparation(["mass"], ["island"], min_frequency=2)),
+                      ("classifier", small())]).fit(X, y)
+    save(model, tmp_path / "t.npz", table={"label": "species", "ids": ["id"]})
+    back = load(tmp_path / "t.npz")
+    new = pd.DataFrame({"mass": [np.nan, 0.3], "island": ["Atlantis", np.nan]})
+    for rows in (X, new):
+        np.testing.assert_array_equal(back.predict_proba(rows), model.predict_proba(rows))
+    meta = read_metadata(tmp_path / "t.npz")
+    assert meta["table"] == {"label": "species", "ids": ["id"]}
+    assert meta["format_version"] == 2 and meta["preprocessing"]["kind"] == "pipeline"
+    with zipfile.ZipFile(tmp_path / "t.npz") as z:
+        names = z.namelist()
+    assert all(n in ("W1.npy", "W2.npy", "metadata.npy") or n.startswith("prep.")
+               for n in names)
+    assert all(m.dtype != object for m in _members(tmp_path / "t.npz").values())
+
+
+def test_save_names_a_step_it_cannot_store(data, tmp_path):
+    X, y = data
+    with pytest.raises(TypeError, match="'robust'.*RobustScaler"):
+        save(Pipeline([("robust", RobustScaler()), ("net", small())]).fit(X, y),
+             tmp_path / "x.npz")
+
+
+def test_version_1_files_still_load(data, tmp_path):
+    # A format-1 file as relunet 0.1 wrote it: the scaler's arrays as scaler.<attr>.
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), small()).fit(X, y)
+    save(pipe, tmp_path / "v2.npz")
+    members = _members(tmp_path / "v2.npz")
+    meta = json.loads(members.pop("metadata").tobytes())
+    scaler = pipe[0]
+    for attr in ("mean_", "var_", "scale_"):
+        members["scaler." + attr] = members.pop("prep.0." + attr)
+    meta["format_version"] = 1
+    meta.pop("table")
+    meta["preprocessing"] = {
+        "kind": "standard", "step_names": ["standardscaler", "relunetclassifier"],
+        "params": scaler.get_params(), "n_features_in": 5, "feature_names": None,
+        "n_samples_seen": int(scaler.n_samples_seen_), "arrays": ["mean_", "var_", "scale_"],
+    }
+    members["metadata"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    back = load(_write(tmp_path / "v1.npz", members))
+    np.testing.assert_array_equal(back.predict_proba(X), pipe.predict_proba(X))
+    assert [n for n, _ in back.steps] == ["standardscaler", "relunetclassifier"]
