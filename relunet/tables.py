@@ -799,19 +799,24 @@ def build_preparation(numeric, categorical, *, impute="median", scale="standard"
     return ColumnTransformer(transformers, remainder="drop")
 
 
-def make_model(classifier, ds=None, *, scale="standard", impute="median", min_frequency=5):
+def make_model(classifier, ds=None, *, numeric=None, categorical=None, scale="standard",
+               impute="median", min_frequency=5):
     """The model to fit: the classifier behind the preparation its data needs.
 
-    A table (``ds.numeric`` is set) gets ``Pipeline([("prepare", ColumnTransformer),
-    ("classifier", classifier)])``; an array gets ``Pipeline([("scale", scaler), ("net",
-    classifier)])``, or the classifier alone with ``scale="none"``.
+    A table (``ds.numeric`` is set, or ``numeric``/``categorical`` column names are given)
+    gets ``Pipeline([("prepare", ColumnTransformer), ("classifier", classifier)])`` (see
+    :func:`build_preparation`), to be fitted on a DataFrame of the raw columns; an array
+    gets ``Pipeline([("scale", scaler), ("net", classifier)])``, or the classifier alone
+    with ``scale="none"``.
     """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     if ds is not None and getattr(ds, "numeric", None) is not None:
-        prepare = build_preparation(ds.numeric, ds.categorical, impute=impute, scale=scale,
-                                    min_frequency=min_frequency)
+        numeric, categorical = ds.numeric, ds.categorical
+    if numeric is not None or categorical is not None:
+        prepare = build_preparation(numeric or [], categorical or [], impute=impute,
+                                    scale=scale, min_frequency=min_frequency)
         return Pipeline([("prepare", prepare), ("classifier", classifier)])
     if scale == "none":
         return classifier
