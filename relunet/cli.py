@@ -888,8 +888,10 @@ def cmd_train(args):
     if args.plots is not None:
         from .plots import write_plots
 
-        written = write_plots(args.plots, model, X_tr, y_tr, X_te, y_te,
-                              image_shape=ds.image_shape)
+        shape = ds.image_shape  # tiles only when the network's inputs are the pixels
+        if shape is not None and int(np.prod(shape)) != int(net.n_features_in_):
+            shape = None
+        written = write_plots(args.plots, model, X_tr, y_tr, X_te, y_te, image_shape=shape)
         _say(args, f"plots written to {args.plots}/: "
                    + ", ".join(os.path.basename(p) for p, _ in written))
     return EXIT_OK

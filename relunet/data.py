@@ -487,6 +487,8 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
         )
     if ds is not None:
         ds.y = y
+        if not ds.categorical:  # a Kaggle-style image CSV: pixel columns
+            ds.image_shape = _square(ds.X.shape[1])
         return ds
     if image_shape is None:
         image_shape = _square(X.shape[1])

@@ -247,6 +247,11 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
         raise DataError(f"{path}: the file has a header but no data rows")
     if dialect is not None and frame.shape[1] == 1:
         looks = dialect["looks_like"]
+        if looks is None:  # no consistent split: the separator most used in the header
+            header = str(frame.columns[0])
+            counts = {c: header.count(c) for c in SEPARATORS if c != dialect["sep"]}
+            best = max(counts, key=counts.get)
+            looks = best if counts[best] else None
         if looks is not None and looks != dialect["sep"]:
             raise DataError(
                 f"{path}: read as one column with separator {_SEP_NAMES[dialect['sep']]}, but "
@@ -656,6 +661,21 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
                         + (f" (only the label column {label!r})" if label else ""))
 
     numeric, categorical, data = [], [], {}
+    plain = [c for c in feature_cols if c not in categorical_kind
+             and (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+             and not pd.api.types.is_extension_array_dtype(frame[c])]
+    if len(plain) == len(feature_cols):  # all plain numbers (image CSVs): one conversion
+        block = frame[plain].to_numpy(dtype=np.float64)
+        bad = np.isinf(block)
+        if bad.any():
+            i, j = (int(k) for k in np.argwhere(bad)[0])
+            raise DataError(f"{path}: column {plain[j]!r} is infinite in data row "
+                            f"{positions[i] + 1}")
+        X = pd.DataFrame(block, columns=plain, copy=False)
+        ds = Dataset(X, y, plain, path, None)
+        ds.rows, ds.label, ds.ids, ds.notes = positions, label, id_frame, notes
+        ds.numeric, ds.categorical, ds.label_how = plain, [], chosen.get("how")
+        return ds
     for col in feature_cols:
         if col in categorical_kind:
             data[col] = _categorical_column(frame[col])
