@@ -947,6 +947,10 @@ def _model_data(args, model, *, need_labels):
 def cmd_evaluate(args):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+    if args.metrics is not None:
+        from .data import check_destination
+
+        check_destination(args.metrics, "--metrics")
     model = _load_model(args.model)
     net = _network(model)
     ds, X = _model_data(args, model, need_labels=True)
@@ -964,7 +968,8 @@ def cmd_evaluate(args):
     )
     matrix = confusion_matrix(y, pred, labels=labels)
 
-    print(f"{args.data}: {len(y)} rows")
+    print(f"{args.data}: {len(y)} rows"
+          + (f", label column {ds.label!r}" if getattr(ds, "label", None) else ""))
     print(f"accuracy: {accuracy:.4f}  ({int(np.sum(pred == y))}/{len(y)} correct)")
     if unknown:
         print(f"warning: labels the model never saw: {', '.join(unknown)}", file=sys.stderr)
@@ -1002,6 +1007,10 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     import csv
 
+    if args.out is not None:
+        from .data import check_destination
+
+        check_destination(args.out, "--out")
     model = _load_model(args.model)
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)

@@ -74,8 +74,12 @@ def quote(value):
     return repr(value)
 
 
+def _count(n, one, many=None):
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _rows(n):
-    return "1 row" if n == 1 else f"{n} rows"
+    return _count(n, "row")
 
 
 def _show(names, limit=8):
@@ -742,11 +746,12 @@ def describe_preparation(model):
             if imputer is not None:
                 n_ind = len(imputer.indicator_.features_) if imputer.indicator_ else 0
                 parts[0] = (f"missing values: {imputer.strategy} "
-                            f"(+ {n_ind} missing-indicator column{'s' if n_ind != 1 else ''})")
-            lines.append(f"{len(cols)} numeric column(s): " + ", ".join(parts))
+                            f"(+ {_count(n_ind, 'missing-indicator column')})")
+            lines.append(f"{_count(len(cols), 'numeric column')}: " + ", ".join(parts))
         elif name == "categorical":
             n_cat = sum(len(c) for c in trans.categories_)
-            lines.append(f"{len(cols)} text column(s) one-hot encoded: {n_cat} categories "
+            lines.append(f"{_count(len(cols), 'text column')} one-hot encoded: "
+                         f"{_count(n_cat, 'category', 'categories')} "
                          f"({_show([str(c) for c in cols], 4)}); unseen ones ignored")
     return lines
 
