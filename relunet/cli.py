@@ -318,7 +318,9 @@ def build_parser():
 
 def _table_options(group, *, train=False):
     """The table-reading flags; training also gets the column and preparation choices."""
-    group.add_argument("--sep", metavar="CHAR", type=_separator,
+    from .tables import separator
+
+    group.add_argument("--sep", metavar="CHAR", type=separator,
                        help="column separator of a CSV (default: sniffed among , ; tab |)")
     group.add_argument("--decimal", metavar="CHAR", choices=(".", ","),
                        help="decimal mark of a CSV: . or , (default: sniffed)")
@@ -339,14 +341,6 @@ def _table_options(group, *, train=False):
                             "'infrequent' category (default: %(default)s)")
 
 
-def _separator(text):
-    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-    text = names.get(text, text)
-    if len(text) != 1:
-        raise argparse.ArgumentTypeError(f"must be one character or 'tab', got {text!r}")
-    return text
-
-
 # ------------------------------------------------------------------------------ entry point
 
 
@@ -358,7 +352,9 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     debug = getattr(args, "debug", False)
-    guard = _PipeGuard(sys.stdout)
+    from .data import PipeGuard
+
+    guard = PipeGuard(sys.stdout)
     sys.stdout = guard
     try:
         with warnings.catch_warnings():
@@ -387,46 +383,6 @@ def main(argv=None):
             sys.stdout = guard.stream
 
 
-class _PipeGuard:
-    """stdout that survives a reader going away (``relunet train ... | head -2``).
-
-    After a broken pipe the rest of the output goes nowhere, and the command carries on:
-    the model, metrics and plots asked for are still written, and the exit status says
-    whether *they* succeeded.
-    """
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.broken = False
-
-    def _silence(self):
-        self.broken = True
-        with contextlib.suppress(OSError, AttributeError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())  # also silences the flush at exit
-            os.close(devnull)
-
-    def write(self, text):
-        if self.broken:
-            return len(text)
-        try:
-            return self.stream.write(text)
-        except BrokenPipeError:
-            self._silence()
-            return len(text)
-
-    def flush(self):
-        if self.broken:
-            with contextlib.suppress(OSError, ValueError):
-                self.stream.flush()
-            return
-        try:
-            self.stream.flush()
-        except BrokenPipeError:
-            self._silence()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
 
 
 def _describe(exc):
@@ -675,26 +631,10 @@ def _describe_data(ds):
             f"{len(classes)} classes ({shown})")
 
 
-def _complete_rows(args, ds, *, training):
-    """Apply --impute drop-rows / none to a table: drop or refuse rows with missing values."""
-    from .tables import check_no_missing, drop_missing_rows
-
-    impute = getattr(args, "impute", "median")
-    if not ds.is_table or impute in ("median", "mean"):
-        return ds
-    if impute == "drop-rows":
-        ds, dropped = drop_missing_rows(ds)
-        if dropped:
-            _say(args, f"{ds.source}: {dropped} of {dropped + len(ds.X)} rows with missing "
-                       "values left out (--impute drop-rows)")
-        return ds
-    check_no_missing(ds)
-    return ds
-
-
 def _split(args, ds):
     """(X_train, y_train, X_test, y_test): --test-data, a stratified split, or no test set."""
     from .data import read_data
+    from .tables import complete_rows
 
     if args.test_data is not None:
         target = args.target if args.test_labels is None else None
@@ -704,7 +644,7 @@ def _split(args, ds):
         test = read_data(args.test_data, labels=args.test_labels, target=target,
                          features=ds.feature_names,
                          **_read_options(args, drop=None, ids=None, **more))
-        test = _complete_rows(args, test, training=False)
+        test, _ = complete_rows(test, args.impute)
         if test.X.shape[1] != ds.X.shape[1]:
             raise CLIError(
                 f"{args.test_data}: {test.X.shape[1]} features, but the training data has "
@@ -776,7 +716,7 @@ def _log_loss(model, X, y):
 
 def cmd_train(args):
     from .data import check_destination
-    from .tables import describe, make_model, quote
+    from .tables import complete_rows, describe, make_model, quote
 
     for flag, path in (("--out", args.out), ("--metrics", args.metrics)):
         if path is not None:
@@ -788,7 +728,8 @@ def cmd_train(args):
         require_matplotlib()
     ds = _load_training_data(args)
     _say(args, *describe(ds))
-    ds = _complete_rows(args, ds, training=True)
+    ds, note = complete_rows(ds, getattr(args, "impute", "median"))
+    _say(args, *note)
     classes = np.unique(ds.y)
     if len(classes) < 2:
         raise CLIError(
@@ -906,35 +847,18 @@ def _model_data(args, model, *, need_labels):
     Returns the Dataset and its features as the model takes them (named columns when the
     model was trained on a table).
     """
-    from .data import read_data
-    from .tables import check_no_missing, has_imputer, table_columns
+    from .tables import read_for_model
 
     net = _network(model)
     n_features = int(net.n_features_in_)
     names = _feature_names(model, args.model)
-    kinds = table_columns(model)
-    opts = _read_options(args)
-    if kinds is not None:
-        table = _table_meta(args.model)
-        opts.update(kinds=kinds, label_hint=table.get("label"))
-        if not need_labels and not opts.get("ids"):
-            opts["optional_ids"] = table.get("ids") or []
-    elif names is not None:  # a model trained on a table of numbers (format 1)
-        opts.update(kinds=(names, []))
-    ds = read_data(args.data, labels=getattr(args, "labels", None), target=args.target,
-                   need_labels=need_labels, features=names, n_features=n_features, **opts)
-    if kinds is not None and not ds.is_table:
-        raise CLIError(f"{args.data}: the model was trained on a table of {len(names)} columns "
-                       f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''}); give "
-                       "the data as a CSV/TSV/Parquet table with those columns")
-    if ds.is_table:
-        if not has_imputer(model):
-            check_no_missing(ds, "no imputation")
-        for note in ds.notes:  # stderr: predict's CSV may be on stdout
-            if "not used as a feature" not in note:
-                print(f"note: {note}", file=sys.stderr)
-        if kinds is not None:
-            return ds, ds.X
+    ds = read_for_model(args.data, model, names, _table_meta(args.model),
+                        labels=getattr(args, "labels", None), target=args.target,
+                        need_labels=need_labels, **_read_options(args))
+    for note in ds.notes:  # stderr: predict's CSV may be on stdout
+        print(f"note: {note}", file=sys.stderr)
+    if ds.is_table and names is not None:
+        return ds, ds.X  # the model's columns, by name
     if ds.X.shape[1] != n_features:
         raise CLIError(
             f"{args.data}: {ds.X.shape[1]} feature columns, but the model was trained on "

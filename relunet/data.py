@@ -49,6 +49,7 @@ __all__ = [
     "atomic_path",
     "atomic_open",
     "check_destination",
+    "PipeGuard",
     "require",
 ]
 
@@ -225,6 +226,48 @@ def atomic_open(path, mode="w"):
         text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with open(tmp, mode, **text) as fh:
             yield fh
+
+
+class PipeGuard:
+    """stdout that survives a reader going away (``relunet train ... | head -2``).
+
+    After a broken pipe the rest of the output goes nowhere, and the command carries on:
+    the model, metrics and plots asked for are still written, and the exit status says
+    whether *they* succeeded.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.broken = False
+
+    def _silence(self):
+        self.broken = True
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())  # also silences the flush at exit
+            os.close(devnull)
+
+    def write(self, text):
+        if self.broken:
+            return len(text)
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self):
+        if self.broken:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.flush()
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 # ---------------------------------------------------------------------------------- IDX

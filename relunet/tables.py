@@ -714,6 +714,82 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
     return ds
 
 
+def read_for_model(path, model, names, table=None, *, labels=None, target=None,
+                   need_labels=True, **options):
+    """Read a file for a fitted model (evaluate, predict): its columns, read as in training.
+
+    Parameters
+    ----------
+    path : str
+    model : fitted estimator or Pipeline
+    names : list of str or None
+        The model's input columns (``feature_names_in_``), None for a model of arrays.
+    table : dict, optional
+        The model file's ``table`` metadata: ``label`` (found by name when no ``target``)
+        and ``ids`` (copied to predictions when the file has them).
+    labels, target, need_labels, **options
+        As for :func:`relunet.data.read_data` (``sep``, ``decimal``, ``ids``).
+
+    Raises
+    ------
+    DataError
+        A table model given an array file, a numeric column holding text, a missing value
+        for a model without an imputer, a text column for a model of numbers.
+    """
+    from .data import read_data
+
+    table = table or {}
+    kinds = table_columns(model)
+    net = model.steps[-1][1] if getattr(model, "steps", None) else model
+    if kinds is not None:
+        options.update(kinds=kinds, label_hint=table.get("label"))
+        if not need_labels and not options.get("ids"):
+            options["optional_ids"] = table.get("ids") or []
+    elif names is not None:  # a model trained on a table of numbers (format 1)
+        options.update(kinds=(names, []))
+    ds = read_data(path, labels=labels, target=target, need_labels=need_labels,
+                   features=names, n_features=int(net.n_features_in_), **options)
+    if kinds is not None and not ds.is_table:
+        raise DataError(f"{path}: the model was trained on a table of {len(names)} columns "
+                        f"({_show(names, 6)}); give the data as a CSV/TSV/Parquet table with "
+                        "those columns")
+    if ds.is_table:
+        if ds.categorical and kinds is None:
+            raise DataError(f"{path}: column {ds.categorical[0]!r} holds text, but the model "
+                            "takes only numbers")
+        if not has_imputer(model):
+            check_no_missing(ds, "no imputation")
+        ds.notes = [n for n in ds.notes if "not used as a feature" not in n]
+    return ds
+
+
+def complete_rows(ds, impute):
+    """Apply ``--impute drop-rows`` or ``none`` to a table: ``(ds, notes)``.
+
+    drop-rows leaves out the rows with a missing feature value (and says how many); none
+    raises :class:`DataError` at the first one; median and mean leave them to the model.
+    """
+    if not ds.is_table or impute in ("median", "mean"):
+        return ds, []
+    if impute == "drop-rows":
+        ds, dropped = drop_missing_rows(ds)
+        return ds, ([f"{ds.source}: {dropped} of {dropped + len(ds.X)} rows with missing "
+                     "values left out (--impute drop-rows)"] if dropped else [])
+    check_no_missing(ds)
+    return ds, []
+
+
+def separator(text):
+    """``--sep``: one character, or the names tab, comma, semicolon, pipe."""
+    import argparse
+
+    names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+    text = names.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"must be one character or 'tab', got {text!r}")
+    return text
+
+
 def has_imputer(model):
     """Whether a model fills missing values itself (a SimpleImputer in its preparation)."""
     from sklearn.impute import SimpleImputer

@@ -479,7 +479,7 @@ def test_error_feature_count_mismatch_on_predict(capsys, tmp_path, model_file):
     model_path, _ = model_file
     np.save(tmp_path / "wide.npy", np.zeros((3, 9)))
     assert_error(*run(capsys, "predict", model_path, tmp_path / "wide.npy")[::2],
-                 "trained on a table of 4 columns", "f0, f1, f2, f3")
+                 "trained on a table of 4 columns", "'f0', 'f1', 'f2', 'f3'")
     data = write_dataset(tmp_path, "npz")
     model = tmp_path / "array.npz"
     assert run(capsys, "train", *data, *FAST, "--out", model, "-q")[0] == 0
