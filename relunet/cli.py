@@ -480,17 +480,6 @@ def _feature_names(model, path):
     return None if names is None else [str(n) for n in names]
 
 
-def _align_labels(y, classes):
-    """Read labels in the type of the model's classes (CSV '3' vs trained 3, and back)."""
-    y, classes = np.asarray(y), np.asarray(classes)
-    if classes.dtype.kind in "iu" and y.dtype.kind in "UO":
-        with contextlib.suppress(ValueError, TypeError):
-            return y.astype(np.int64)
-    if classes.dtype.kind in "UO" and y.dtype.kind in "iub":
-        return y.astype(str)
-    return y
-
-
 def _fmt(value, spec=".4f"):
     return "-" if value is None else format(value, spec)
 
@@ -633,45 +622,22 @@ def _describe_data(ds):
 
 def _split(args, ds):
     """(X_train, y_train, X_test, y_test): --test-data, a stratified split, or no test set."""
-    from .data import read_data
-    from .tables import complete_rows
+    from .data import split_rows
+    from .tables import align_labels, read_test
 
     if args.test_data is not None:
-        target = args.target if args.test_labels is None else None
-        more = {}
-        if ds.is_table:  # columns matched by name, read as in training
-            more = {"kinds": (ds.numeric, ds.categorical), "label_hint": ds.label}
-        test = read_data(args.test_data, labels=args.test_labels, target=target,
-                         features=ds.feature_names,
-                         **_read_options(args, drop=None, ids=None, **more))
-        test, _ = complete_rows(test, args.impute)
-        if test.X.shape[1] != ds.X.shape[1]:
-            raise CLIError(
-                f"{args.test_data}: {test.X.shape[1]} features, but the training data has "
-                f"{ds.X.shape[1]}"
-            )
-        return ds.X, ds.y, test.X, _align_labels(test.y, np.unique(ds.y))
+        test = read_test(args.test_data, ds, labels=args.test_labels, target=args.target,
+                         impute=getattr(args, "impute", "median"), **_read_options(args, ids=None,
+                                                                                    drop=None))
+        return ds.X, ds.y, test.X, align_labels(test.y, np.unique(ds.y))
     if args.test_labels is not None:
         raise CLIError("--test-labels needs --test-data")
     if args.test_fraction == 0:
         return ds.X, ds.y, None, None
-    from sklearn.model_selection import train_test_split
-
-    n = ds.X.shape[0]
-    n_test = math.ceil(args.test_fraction * n)
-    if n_test < 1 or n - n_test < 2:
-        raise CLIError(f"{n} rows are too few to hold out --test-fraction {args.test_fraction}")
-    try:
-        X_tr, X_te, y_tr, y_te = train_test_split(
-            ds.X, ds.y, test_size=args.test_fraction, stratify=ds.y, random_state=args.seed
-        )
-    except ValueError:  # a class with a single row, or fewer test rows than classes
-        if not args.quiet:
-            print("warning: the classes are too small for a stratified split; "
-                  "splitting at random", file=sys.stderr)
-        X_tr, X_te, y_tr, y_te = train_test_split(
-            ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed
-        )
+    X_tr, X_te, y_tr, y_te, stratified = split_rows(ds, args.test_fraction, args.seed)
+    if not stratified and not args.quiet:
+        print("warning: the classes are too small for a stratified split; "
+              "splitting at random", file=sys.stderr)
     return X_tr, y_tr, X_te, y_te
 
 
@@ -871,6 +837,8 @@ def _model_data(args, model, *, need_labels):
 def cmd_evaluate(args):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+    from .tables import align_labels
+
     if args.metrics is not None:
         from .data import check_destination
 
@@ -879,7 +847,7 @@ def cmd_evaluate(args):
     net = _network(model)
     ds, X = _model_data(args, model, need_labels=True)
     classes = np.asarray(net.classes_)
-    y = _align_labels(ds.y, classes)
+    y = align_labels(ds.y, classes)
     pred = model.predict(X)
     accuracy = float(np.mean(pred == y))
     unknown = sorted({str(v) for v in np.unique(y)} - {str(c) for c in classes})

@@ -538,6 +538,34 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
     return Dataset(X, y, names, path, image_shape)
 
 
+def split_rows(ds, fraction, seed):
+    """Hold out a stratified ``fraction`` of a Dataset's rows (at random when a class is too
+    small to stratify).
+
+    Returns
+    -------
+    (X_train, X_test, y_train, y_test, stratified)
+
+    Raises
+    ------
+    DataError
+        Too few rows to hold out ``fraction``.
+    """
+    import math
+
+    from sklearn.model_selection import train_test_split
+
+    n = ds.X.shape[0]
+    n_test = math.ceil(fraction * n)
+    if n_test < 1 or n - n_test < 2:
+        raise DataError(f"{n} rows are too few to hold out --test-fraction {fraction}")
+    try:
+        return (*train_test_split(ds.X, ds.y, test_size=fraction, stratify=ds.y,
+                                  random_state=seed), True)
+    except ValueError:  # a class with a single row, or fewer test rows than classes
+        return (*train_test_split(ds.X, ds.y, test_size=fraction, random_state=seed), False)
+
+
 def _square(d):
     side = int(round(np.sqrt(d)))
     return (side, side) if side * side == d and side >= 4 else None

@@ -763,6 +763,39 @@ def read_for_model(path, model, names, table=None, *, labels=None, target=None,
     return ds
 
 
+def align_labels(y, classes):
+    """Read labels in the type of the model's classes (CSV '3' vs trained 3, and back)."""
+    y, classes = np.asarray(y), np.asarray(classes)
+    if (classes.dtype.kind in "iu" and y.dtype.kind in "UO"
+            and all(_CANONICAL_INT.fullmatch(str(v)) for v in y)):  # "7" is 7; "007" is not
+        return y.astype(np.int64)
+    if classes.dtype.kind in "UO" and y.dtype.kind in "iub":
+        return y.astype(str)
+    return y
+
+
+def read_test(path, train, *, labels=None, target=None, impute="median", **options):
+    """Test data for a training set (``--test-data``): a table's columns by name, read as in
+    training; the labels in the training's type.
+
+    Raises
+    ------
+    DataError
+        Missing columns, or a different number of features than the training data.
+    """
+    from .data import read_data
+
+    if train.is_table:
+        options.update(kinds=(train.numeric, train.categorical), label_hint=train.label)
+    test = read_data(path, labels=labels, target=None if labels is not None else target,
+                     features=train.feature_names, **options)
+    test, _ = complete_rows(test, impute)
+    if test.X.shape[1] != train.X.shape[1]:
+        raise DataError(f"{path}: {test.X.shape[1]} features, but the training data has "
+                        f"{train.X.shape[1]}")
+    return test
+
+
 def complete_rows(ds, impute):
     """Apply ``--impute drop-rows`` or ``none`` to a table: ``(ds, notes)``.
 
