@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
@@ -407,31 +406,6 @@ def _describe(exc):
 # ------------------------------------------------------------------------------ helpers
 
 
-def _write_json(path, obj):
-    from .data import atomic_open
-
-    with atomic_open(path) as fh:
-        json.dump(_jsonable(obj), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-
-
-def _jsonable(obj):
-    """Plain JSON values: numpy scalars and arrays unpacked, NaN/inf as null."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    return str(obj)
-
-
 def _save_model(model, path, table=None):
     """``relunet.save`` into a temporary file, renamed onto ``path`` when complete."""
     import relunet
@@ -681,7 +655,7 @@ def _log_loss(model, X, y):
 
 
 def cmd_train(args):
-    from .data import check_destination
+    from .data import check_destination, write_json
     from .tables import complete_rows, describe, make_model, quote
 
     for flag, path in (("--out", args.out), ("--metrics", args.metrics)):
@@ -790,7 +764,7 @@ def cmd_train(args):
         _save_model(model, args.out, table)
         _say(args, f"model saved to {args.out}")
     if args.metrics is not None:
-        _write_json(args.metrics, metrics)
+        write_json(args.metrics, metrics)
         _say(args, f"metrics written to {args.metrics}")
     if args.plots is not None:
         from .plots import write_plots
@@ -837,11 +811,10 @@ def _model_data(args, model, *, need_labels):
 def cmd_evaluate(args):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+    from .data import check_destination, write_json
     from .tables import align_labels
 
     if args.metrics is not None:
-        from .data import check_destination
-
         check_destination(args.metrics, "--metrics")
     model = _load_model(args.model)
     net = _network(model)
@@ -875,7 +848,7 @@ def cmd_evaluate(args):
                  ("true \\ predicted", *names),
                  [(n, *row) for n, row in zip(names, matrix.tolist(), strict=True)])
     if args.metrics is not None:
-        _write_json(args.metrics, {
+        write_json(args.metrics, {
             "data": args.data,
             "model": args.model,
             "n_samples": int(len(y)),
@@ -897,44 +870,22 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    import csv
+    from .data import atomic_open, check_destination, write_predictions
 
     if args.out is not None:
-        from .data import check_destination
-
         check_destination(args.out, "--out")
     model = _load_model(args.model)
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)
     pred = model.predict(X)
-    ids = ds.ids if ds.is_table and ds.ids is not None else None
-    header = ([] if ids is None else [str(c) for c in ids.columns]) + ["prediction"]
-    columns = [pred]
-    if args.proba:
-        proba = model.predict_proba(X)
-        names = [str(c) for c in classes]
-        header += [n if n != "prediction" else "p_prediction" for n in names]
-        columns += [proba[:, k] for k in range(proba.shape[1])]
-
-    def write(fh):
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        id_rows = None if ids is None else ids.to_numpy(dtype=object)
-        for i in range(len(pred)):
-            row = [] if id_rows is None else ["" if v is None or v != v else v
-                                              for v in id_rows[i]]
-            row += [pred[i].item() if hasattr(pred[i], "item") else pred[i]]
-            row += [f"{col[i]:.6g}" for col in columns[1:]]
-            writer.writerow(row)
-
+    proba = model.predict_proba(X) if args.proba else None
+    ids = ds.ids if ds.is_table else None
     if args.out is None:
-        write(sys.stdout)
+        write_predictions(sys.stdout, pred, ids=ids, proba=proba, classes=classes)
         sys.stdout.flush()
     else:
-        from .data import atomic_open
-
         with atomic_open(args.out) as fh:
-            write(fh)
+            write_predictions(fh, pred, ids=ids, proba=proba, classes=classes)
         print(f"{len(pred)} predictions written to {args.out}", file=sys.stderr)
     return EXIT_OK
 

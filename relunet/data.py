@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import importlib
+import json
 import os
 import re
 import struct
@@ -50,6 +51,8 @@ __all__ = [
     "atomic_open",
     "check_destination",
     "PipeGuard",
+    "write_json",
+    "write_predictions",
     "require",
 ]
 
@@ -268,6 +271,51 @@ class PipeGuard:
 
     def __getattr__(self, name):
         return getattr(self.stream, name)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically (NumPy values unpacked)."""
+    with atomic_open(path) as fh:
+        json.dump(_jsonable(obj), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+
+def _jsonable(obj):
+    """Plain JSON values: numpy scalars and arrays unpacked, NaN/inf as null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    return str(obj)
+
+
+def write_predictions(fh, pred, *, ids=None, proba=None, classes=None):
+    """Predictions as CSV to an open text file: the id columns, ``prediction`` and, with
+    ``proba`` of shape (N, K), one column per class named by the class (``p_prediction``
+    for a class named "prediction"); probabilities with 6 significant digits."""
+    import csv
+
+    writer = csv.writer(fh, lineterminator="\n")
+    header = [] if ids is None else [str(c) for c in ids.columns]
+    header.append("prediction")
+    if proba is not None:
+        header += [str(c) if str(c) != "prediction" else "p_prediction" for c in classes]
+    writer.writerow(header)
+    id_rows = None if ids is None else ids.to_numpy(dtype=object)
+    for i in range(len(pred)):
+        row = [] if id_rows is None else ["" if v is None or v != v else v for v in id_rows[i]]
+        row.append(pred[i].item() if hasattr(pred[i], "item") else pred[i])
+        if proba is not None:
+            row += [f"{p:.6g}" for p in proba[i]]
+        writer.writerow(row)
 
 
 # ---------------------------------------------------------------------------------- IDX
