@@ -122,11 +122,9 @@ Run 'relunet COMMAND --help' for the options of each command.
 
 FORMATS_HELP = """\
 data formats (by extension):
-  .csv .tsv (.gz)        header row; separator and decimal mark sniffed (--sep, --decimal);
-                         labels in --target COLUMN, else the one column named label,
-                         target, class or y, else the last column (always printed);
-                         text columns one-hot encoded, missing numbers imputed (--impute);
-                         row-number and index columns left out (--id, --drop for others)
+  .csv .tsv (.gz)        header row; labels in --target COLUMN, else the column named
+                         label/target/class/y, else the last; text one-hot encoded, missing
+                         numbers imputed; index and row-number columns left out
   .parquet .pq           the same as CSV (needs pyarrow)
   .npy                   2-D array of features (3-D images are flattened); --labels FILE
   .npz                   arrays named X and y
@@ -154,11 +152,9 @@ examples:
 """
 
 PREDICT_EPILOG = """\
-The CSV has the --id columns (by default those given when training, when the file has
-them), a column 'prediction' and, with --proba, one probability column per class (named by
-the class).  Columns of a table that the model was not trained on are ignored; text columns
-get the training's encoding (categories never seen are ignored) and missing numbers the
-training's imputation.
+The CSV has the --id columns (default: training's), 'prediction' and, with --proba, one
+probability column per class.  Raw rows get the training's preparation; other columns are
+ignored.
 
 examples:
   relunet predict model.npz new.csv                   # CSV to stdout
@@ -658,11 +654,10 @@ def cmd_train(args):
     from .data import check_destination, write_json
     from .tables import complete_rows, describe, make_model, quote
 
-    for flag, path in (("--out", args.out), ("--metrics", args.metrics)):
-        if path is not None:
-            check_destination(path, flag)  # fail before training, not after
+    for flag, path in (("--out", args.out), ("--metrics", args.metrics), ("--plots", args.plots)):
+        if path is not None:  # fail before training, not after
+            check_destination(path, flag, directory=flag == "--plots")
     if args.plots is not None:
-        check_destination(args.plots, "--plots", directory=True)
         from .plots import require_matplotlib
 
         require_matplotlib()
@@ -970,8 +965,7 @@ def cmd_info(args):
     for line in describe_preparation(model):
         print(f"  {line}")
     if table.get("label") is not None:
-        print(f"label column: {table['label']}"
-              + (f"   id columns: {', '.join(table['ids'])}" if table.get("ids") else ""))
+        print(f"label column: {table['label']}   id columns: {', '.join(table.get('ids') or []) or '-'}")
     classes = [str(c) for c in net.classes_]
     print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
     names = _feature_names(model, args.model)
