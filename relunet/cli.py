@@ -965,7 +965,8 @@ def cmd_info(args):
     for line in describe_preparation(model):
         print(f"  {line}")
     if table.get("label") is not None:
-        print(f"label column: {table['label']}   id columns: {', '.join(table.get('ids') or []) or '-'}")
+        ids = ", ".join(table.get("ids") or []) or "-"
+        print(f"label column: {table['label']}   id columns: {ids}")
     classes = [str(c) for c in net.classes_]
     print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
     names = _feature_names(model, args.model)
