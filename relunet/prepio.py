@@ -481,7 +481,7 @@ def _load_ColumnTransformer(spec, fetch):
         remainder=remainder,
     )
     layout.set_params(**{k: v for k, v in params.items() if k in layout.get_params(deep=False)
-                         and k != "transformers"})
+                         and k not in ("transformers", "n_jobs", "verbose")})  # no processes
     D = int(spec["n_features_in"])
     layout.fit(_synthetic(spec, np.zeros((1, D))))
     rebuilt = dict((name, trans) for name, trans, _ in built)

@@ -508,3 +508,17 @@ def test_version_1_files_still_load(data, tmp_path):
     back = load(_write(tmp_path / "v1.npz", members))
     np.testing.assert_array_equal(back.predict_proba(X), pipe.predict_proba(X))
     assert [n for n, _ in back.steps] == ["standardscaler", "relunetclassifier"]
+
+
+def test_a_damaged_preparation_spec_is_a_model_file_error(data, tmp_path):
+    X, y = data
+    save(make_pipeline(StandardScaler(), small()).fit(X, y), tmp_path / "p.npz")
+    meta = read_metadata(tmp_path / "p.npz")
+    prep = meta["preprocessing"]
+    prep["steps"][0][1]["type"] = "FunctionTransformer"  # would run code: never built
+    with pytest.raises(ModelFileError, match="FunctionTransformer"):
+        load(_with_metadata(tmp_path / "p.npz", tmp_path / "bad.npz", preprocessing=prep))
+    prep["steps"][0][1]["type"] = "StandardScaler"
+    prep["steps"][0][1]["arrays"]["mean_"] = "prep.9.mean_"
+    with pytest.raises(ModelFileError, match="'prep.9.mean_' is missing"):
+        load(_with_metadata(tmp_path / "p.npz", tmp_path / "bad2.npz", preprocessing=prep))
