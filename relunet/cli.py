@@ -568,10 +568,12 @@ def _load_training_data(args):
     if args.data is not None and args.dataset is not None:
         raise CLIError("give either a DATA file or --dataset, not both")
     if args.data is None:
-        for opt in ("labels", "target", "test_labels"):
-            if getattr(args, opt, None) is not None and args.dataset is None:
-                flag = "--" + opt.replace("_", "-")
-                raise CLIError(f"{flag} needs a DATA file")
+        for opt in ("labels", "target", "test_labels", "ids", "drop", "sep", "decimal"):
+            if getattr(args, opt, None) is not None and (args.dataset is None or opt in (
+                    "ids", "drop", "sep", "decimal")):
+                flag = {"ids": "--id"}.get(opt, "--" + opt.replace("_", "-"))
+                raise CLIError(f"{flag} needs a DATA file" + (
+                    " (give DATA before --drop COLUMN...)" if opt == "drop" else ""))
         return builtin(args.dataset or "digits", seed=getattr(args, "seed", 0))
     return read_data(args.data, labels=args.labels, target=args.target, **_read_options(args))
 

@@ -460,6 +460,9 @@ def test_error_conflicting_data_options(capsys, tmp_path):
     assert_error(*run(capsys, "train", "--labels", "y.npy")[::2], "--labels needs a DATA")
     assert_error(*run(capsys, "train", *data, "--test-labels", "y.npy")[::2],
                  "--test-labels needs --test-data")
+    assert_error(*run(capsys, "train", "--drop", "f0", *data)[::2], "--drop needs a DATA file")
+    assert_error(*run(capsys, "train", "--dataset", "spiral", "--id", "x")[::2],
+                 "--id needs a DATA file")
 
 
 def test_error_one_class_only(capsys, tmp_path):
