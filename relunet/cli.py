@@ -113,7 +113,7 @@ def _seed(text):
 MAIN_EPILOG = """\
 examples:
   relunet train                                  # built-in digits, a few seconds
-  relunet train data.csv --target label --out model.npz --plots plots/
+  relunet train data.csv --target species --out model.npz --plots plots/
   relunet evaluate model.npz test.csv --target label
   relunet predict model.npz new.csv --proba --out predictions.csv
   relunet info model.npz
@@ -124,7 +124,9 @@ Run 'relunet COMMAND --help' for the options of each command.
 
 FORMATS_HELP = """\
 data formats (by extension):
-  .csv .tsv (.gz)        header row; labels in --target COLUMN (default: last column)
+  .csv .tsv (.gz)        header row; labels in --target COLUMN, else the column named
+                         label/target/class/y, else the last; text one-hot encoded, missing
+                         numbers imputed; index and row-number columns left out
   .parquet .pq           the same as CSV (needs pyarrow)
   .npy                   2-D array of features (3-D images are flattened); --labels FILE
   .npz                   arrays named X and y
@@ -137,6 +139,8 @@ examples:
   relunet train                                     # built-in digits, a few seconds
   relunet train --dataset spiral --plots plots/     # 2-D toy data with decision regions
   relunet train iris.csv --target species --out iris.npz --metrics iris.json
+  relunet train penguins.csv --target species --id rowid --drop year --out p.npz
+  relunet train europe.csv --sep ';' --decimal ','     # usually sniffed
   relunet train train-images-idx3-ubyte.gz --labels train-labels-idx1-ubyte.gz \\
       --test-data t10k-images-idx3-ubyte.gz --test-labels t10k-labels-idx1-ubyte.gz \\
       --hidden 256 --epochs 20 --out mnist.npz
@@ -144,18 +148,20 @@ examples:
 
 EVALUATE_EPILOG = """\
 examples:
-  relunet evaluate model.npz test.csv                 # labels in the last column
+  relunet evaluate model.npz test.csv                 # the label column of training
   relunet evaluate model.npz test.csv --target label --metrics eval.json
   relunet evaluate model.npz X_test.npy --labels y_test.npy
 """
 
 PREDICT_EPILOG = """\
-The CSV has a column 'prediction' and, with --proba, one probability column per class
-(named by the class).  Columns of a table that the model was not trained on are ignored.
+The CSV has the --id columns (default: training's), 'prediction' and, with --proba, one
+probability column per class.  Raw rows get the training's preparation; other columns are
+ignored.
 
 examples:
   relunet predict model.npz new.csv                   # CSV to stdout
   relunet predict model.npz new.csv --proba --out predictions.csv
+  relunet predict model.npz new.csv --id PassengerId   # copy the id column to the output
   relunet predict model.npz images.npy --out labels.csv
 """
 
@@ -218,7 +224,9 @@ def build_parser():
                    help="training data file (default: the built-in digits)")
     g.add_argument("--labels", metavar="PATH", help="labels file for DATA (.npy, IDX, ...)")
     g.add_argument("--target", metavar="COLUMN",
-                   help="label column of a CSV/TSV/Parquet table (default: the last)")
+                   help="label column of a CSV/TSV/Parquet table (default: the one named "
+                        "label/target/class/y, else the last)")
+    _table_options(g, train=True)
     g.add_argument("--dataset", metavar="NAME", choices=("digits", "spiral"),
                    help="a built-in data set instead of DATA: digits or spiral")
     g.add_argument("--test-data", metavar="PATH", help="separate test data (same format rules)")
@@ -267,7 +275,8 @@ def build_parser():
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", metavar="PATH", help="labels file for DATA")
     labels.add_argument("--target", metavar="COLUMN",
-                        help="label column of a table (default: the last)")
+                        help="label column of a table (default: the model's label column)")
+    _table_options(p)
     p.add_argument("--metrics", metavar="FILE.json", help="also write the results as JSON")
 
     # ---- predict
@@ -276,6 +285,10 @@ def build_parser():
     p.add_argument("model", metavar="MODEL", help="a model saved by 'relunet train --out'")
     p.add_argument("data", metavar="DATA", help="data file (labels, if present, are ignored)")
     p.add_argument("--target", metavar="COLUMN", help="a label column of the table to ignore")
+    p.add_argument("--id", metavar="COLUMN", action="append", dest="ids",
+                   help="copy this column to the output (repeatable; default: the --id "
+                        "columns of training, when present)")
+    _table_options(p)
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.add_argument("--out", metavar="FILE.csv", help="write the CSV here (default: stdout)")
 
@@ -286,6 +299,7 @@ def build_parser():
     p.add_argument("data", nargs="?", metavar="DATA", help="data file (default: digits)")
     p.add_argument("--labels", metavar="PATH", help="labels file for DATA")
     p.add_argument("--target", metavar="COLUMN", help="label column of a table")
+    _table_options(p)
     p.add_argument("--dataset", metavar="NAME", choices=("digits", "spiral"),
                    help="a built-in data set instead of DATA")
     p.add_argument("--hidden", type=_positive_int, default=32, metavar="N",
@@ -318,6 +332,31 @@ def build_parser():
     return parser
 
 
+def _table_options(group, *, train=False):
+    """The table-reading flags; training also gets the column and preparation choices."""
+    from .tables import separator
+
+    group.add_argument("--sep", metavar="CHAR", type=separator,
+                       help="column separator of a CSV (default: sniffed among , ; tab |)")
+    group.add_argument("--decimal", metavar="CHAR", choices=(".", ","),
+                       help="decimal mark of a CSV: . or , (default: sniffed)")
+    if not train:
+        return
+    group.add_argument("--id", metavar="COLUMN", action="append", dest="ids",
+                       help="an identifier column: not a feature; copied to predict's "
+                            "output (repeatable)")
+    group.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend",
+                       help="leave these columns out")
+    group.add_argument("--impute", choices=("median", "mean", "drop-rows", "none"),
+                       default="median",
+                       help="missing numbers: fill with the training median/mean (plus a "
+                            "missing-indicator column), drop those rows, or refuse them "
+                            "(default: %(default)s)")
+    group.add_argument("--min-frequency", type=_positive_int, default=5, metavar="N",
+                       help="text values seen in fewer training rows are grouped as one "
+                            "'infrequent' category (default: %(default)s)")
+
+
 # ------------------------------------------------------------------------------ entry point
 
 
@@ -332,6 +371,10 @@ def main(argv=None):
     from .io import metadata_cache
 
     debug = getattr(args, "debug", False)
+    from .data import PipeGuard
+
+    guard = PipeGuard(sys.stdout)
+    sys.stdout = guard
     try:
         with signals_as_exceptions(), metadata_cache(), warnings.catch_warnings():
             if not debug:
@@ -359,6 +402,11 @@ def main(argv=None):
             traceback.print_exc()
         print(f"error: {_describe(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if sys.stdout is guard:
+            sys.stdout = guard.stream
+
+
 
 
 def _describe(exc):
@@ -398,39 +446,17 @@ _OS_ERRORS = {
 # ------------------------------------------------------------------------------ helpers
 
 
-def _write_json(path, obj):
-    from .data import atomic_open
-
-    with atomic_open(path) as fh:
-        json.dump(_jsonable(obj), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-
-
-def _jsonable(obj):
-    """Plain JSON values: numpy scalars and arrays unpacked, NaN/inf as null."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, bool | int | str):
-        return obj
-    return str(obj)
-
-
-def _save_model(model, path):
+def _save_model(model, path, table=None):
     """``relunet.save`` into a temporary file, renamed onto ``path`` when complete."""
     import relunet
 
     from .data import atomic_path
 
     with atomic_path(path, suffix=".tmp.npz") as tmp:
-        relunet.save(model, tmp)
+        if table is None:
+            relunet.save(model, tmp)
+        else:
+            relunet.save(model, tmp, table=table)
 
 
 def _load_model(path):
@@ -448,6 +474,15 @@ def _network(model):
     return steps[-1][1] if steps else model
 
 
+def _table_meta(path):
+    """The ``table`` facts saved with a model (label column, id columns), or {}."""
+    with contextlib.suppress(Exception):
+        from . import io as model_io
+
+        return model_io.read_metadata(path).get("table") or {}
+    return {}
+
+
 def _feature_names(model, path):
     """The feature names saved with ``model`` (None when it was trained on arrays)."""
     names = getattr(model, "feature_names_in_", None)
@@ -457,17 +492,6 @@ def _feature_names(model, path):
 
             names = model_io.read_metadata(path).get("feature_names")
     return None if names is None else [str(n) for n in names]
-
-
-def _align_labels(y, classes):
-    """Read labels in the type of the model's classes (CSV '3' vs trained 3, and back)."""
-    y, classes = np.asarray(y), np.asarray(classes)
-    if classes.dtype.kind in "iu" and y.dtype.kind in "UO":
-        with contextlib.suppress(ValueError, TypeError):
-            return y.astype(np.int64)
-    if classes.dtype.kind in "UO" and y.dtype.kind in "iub":
-        return y.astype(str)
-    return y
 
 
 def _fmt(value, spec=".4f"):
@@ -590,12 +614,21 @@ def _load_training_data(args):
     if args.data is not None and args.dataset is not None:
         raise CLIError("give either a DATA file or --dataset, not both")
     if args.data is None:
-        for opt in ("labels", "target", "test_labels"):
-            if getattr(args, opt, None) is not None and args.dataset is None:
-                flag = "--" + opt.replace("_", "-")
-                raise CLIError(f"{flag} needs a DATA file")
+        for opt in ("labels", "target", "test_labels", "ids", "drop", "sep", "decimal"):
+            if getattr(args, opt, None) is not None and (args.dataset is None or opt in (
+                    "ids", "drop", "sep", "decimal")):
+                flag = {"ids": "--id"}.get(opt, "--" + opt.replace("_", "-"))
+                raise CLIError(f"{flag} needs a DATA file" + (
+                    " (give DATA before --drop COLUMN...)" if opt == "drop" else ""))
         return builtin(args.dataset or "digits", seed=getattr(args, "seed", 0))
-    return read_data(args.data, labels=args.labels, target=args.target)
+    return read_data(args.data, labels=args.labels, target=args.target, **_read_options(args))
+
+
+def _read_options(args, **more):
+    """The table-reading options given on the command line (only those given)."""
+    opts = {key: getattr(args, key, None) for key in ("sep", "decimal", "ids", "drop")}
+    opts.update(more)
+    return {k: v for k, v in opts.items() if v}
 
 
 def _describe_data(ds):
@@ -607,39 +640,22 @@ def _describe_data(ds):
 
 def _split(args, ds):
     """(X_train, y_train, X_test, y_test): --test-data, a stratified split, or no test set."""
-    from .data import read_data
+    from .data import split_rows
+    from .tables import align_labels, read_test
 
     if args.test_data is not None:
-        target = args.target if args.test_labels is None else None
-        test = read_data(args.test_data, labels=args.test_labels, target=target,
-                         features=ds.feature_names)  # a table's columns are matched by name
-        if test.X.shape[1] != ds.X.shape[1]:
-            raise CLIError(
-                f"{args.test_data}: {test.X.shape[1]} features, but the training data has "
-                f"{ds.X.shape[1]}"
-            )
-        return ds.X, ds.y, test.X, _align_labels(test.y, np.unique(ds.y))
+        test = read_test(args.test_data, ds, labels=args.test_labels, target=args.target,
+                         impute=getattr(args, "impute", "median"), **_read_options(args, ids=None,
+                                                                                    drop=None))
+        return ds.X, ds.y, test.X, align_labels(test.y, np.unique(ds.y))
     if args.test_labels is not None:
         raise CLIError("--test-labels needs --test-data")
     if args.test_fraction == 0:
         return ds.X, ds.y, None, None
-    from sklearn.model_selection import train_test_split
-
-    n = ds.X.shape[0]
-    n_test = math.ceil(args.test_fraction * n)
-    if n_test < 1 or n - n_test < 2:
-        raise CLIError(f"{n} rows are too few to hold out --test-fraction {args.test_fraction}")
-    try:
-        X_tr, X_te, y_tr, y_te = train_test_split(
-            ds.X, ds.y, test_size=args.test_fraction, stratify=ds.y, random_state=args.seed
-        )
-    except ValueError:  # a class with a single row, or fewer test rows than classes
-        if not args.quiet:
-            print("warning: the classes are too small for a stratified split; "
-                  "splitting at random", file=sys.stderr)
-        X_tr, X_te, y_tr, y_te = train_test_split(
-            ds.X, ds.y, test_size=args.test_fraction, random_state=args.seed
-        )
+    X_tr, X_te, y_tr, y_te, stratified = split_rows(ds, args.test_fraction, args.seed)
+    if not stratified and not args.quiet:
+        print("warning: the classes are too small for a stratified split; "
+              "splitting at random", file=sys.stderr)
     return X_tr, y_tr, X_te, y_te
 
 
@@ -657,18 +673,12 @@ def _make_model(args, callback):
         random_state=args.seed,
         callback=callback,
     )
-    if args.scale == "none":
-        return net
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
-
-    scaler = StandardScaler() if args.scale == "standard" else MinMaxScaler()
-    return Pipeline([("scale", scaler), ("net", net)])
+    return net
 
 
 def _named(X, names):
     """``X`` as a DataFrame with the table's column names, so the model records them."""
-    if X is None or not names:
+    if X is None or not names or hasattr(X, "columns"):
         return X
     import pandas as pd
 
@@ -689,15 +699,24 @@ def _log_loss(model, X, y):
 
 
 def cmd_train(args):
-    ds = _load_training_data(args)
+    from .data import check_destination, write_json
+    from .tables import complete_rows, describe, make_model, quote
+
+    for flag, path in (("--out", args.out), ("--metrics", args.metrics), ("--plots", args.plots)):
+        if path is not None:  # fail before training, not after
+            check_destination(path, flag, directory=flag == "--plots")
     if args.plots is not None:
         from .plots import require_matplotlib
 
-        require_matplotlib()  # fail before training, not after
+        require_matplotlib()
+    ds = _load_training_data(args)
+    _say(args, *describe(ds))
+    ds, note = complete_rows(ds, getattr(args, "impute", "median"))
+    _say(args, *note)
     classes = np.unique(ds.y)
     if len(classes) < 2:
         raise CLIError(
-            f"{ds.source}: all {ds.X.shape[0]} rows have the same label ({classes[0]!r}); "
+            f"{ds.source}: all {ds.X.shape[0]} rows have the same label ({quote(classes[0])}); "
             f"a classifier needs at least two classes"
         )
     X_tr, y_tr, X_te, y_te = _split(args, ds)
@@ -713,7 +732,9 @@ def cmd_train(args):
     # later picks the same columns by name.
     Xtr_in, Xte_in = _named(X_tr, ds.feature_names), _named(X_te, ds.feature_names)
     progress = _Progress(args.epochs, quiet=args.quiet, validation=args.early_stopping)
-    model = _make_model(args, progress)
+    model = make_model(_make_model(args, progress), ds, scale=args.scale,
+                       impute=getattr(args, "impute", "median"),
+                       min_frequency=getattr(args, "min_frequency", 5))
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter: reported below
@@ -738,6 +759,11 @@ def cmd_train(args):
         "n_train": int(len(X_tr)),
         "n_test": 0 if X_te is None else int(len(X_te)),
         "n_features": int(ds.X.shape[1]),
+        "n_inputs": int(net.n_features_in_),
+        "label_column": ds.label,
+        "id_columns": list(getattr(args, "ids", None) or []),
+        "numeric_columns": ds.numeric,
+        "text_columns": ds.categorical,
         "classes": [c.item() if hasattr(c, "item") else c for c in net.classes_],
         "train_accuracy": train_acc,
         "test_accuracy": test_acc,
@@ -755,6 +781,8 @@ def cmd_train(args):
             "hidden": args.hidden, "epochs": args.epochs, "batch_size": args.batch_size,
             "learning_rate": args.learning_rate, "alpha": args.alpha, "solver": args.solver,
             "early_stopping": args.early_stopping, "scale": args.scale, "seed": args.seed,
+            "impute": getattr(args, "impute", None),
+            "min_frequency": getattr(args, "min_frequency", None),
         },
         "history": history,
     }
@@ -772,16 +800,22 @@ def cmd_train(args):
               + f"   final training loss: {_fmt(metrics['train_loss'])}"
               + f"   time: {fit_seconds:.2f} s")
     if args.out is not None:
-        _save_model(model, args.out)
+        table = None
+        if ds.is_table:
+            table = {"label": ds.label, "ids": list(getattr(args, "ids", None) or []),
+                     "impute": args.impute}
+        _save_model(model, args.out, table)
         _say(args, f"model saved to {args.out}")
     if args.metrics is not None:
-        _write_json(args.metrics, metrics)
+        write_json(args.metrics, metrics)
         _say(args, f"metrics written to {args.metrics}")
     if args.plots is not None:
         from .plots import write_plots
 
-        written = write_plots(args.plots, model, X_tr, y_tr, X_te, y_te,
-                              image_shape=ds.image_shape)
+        shape = ds.image_shape  # tiles only when the network's inputs are the pixels
+        if shape is not None and int(np.prod(shape)) != int(net.n_features_in_):
+            shape = None
+        written = write_plots(args.plots, model, X_tr, y_tr, X_te, y_te, image_shape=shape)
         _say(args, f"plots written to {args.plots}/: "
                    + ", ".join(os.path.basename(p) for p, _ in written))
     return EXIT_OK
@@ -796,13 +830,18 @@ def _model_data(args, model, *, need_labels):
     Returns the Dataset and its features as the model takes them (named columns when the
     model was trained on a table).
     """
-    from .data import read_data
+    from .tables import read_for_model
 
     net = _network(model)
     n_features = int(net.n_features_in_)
     names = _feature_names(model, args.model)
-    ds = read_data(args.data, labels=getattr(args, "labels", None), target=args.target,
-                   need_labels=need_labels, features=names, n_features=n_features)
+    ds = read_for_model(args.data, model, names, _table_meta(args.model),
+                        labels=getattr(args, "labels", None), target=args.target,
+                        need_labels=need_labels, **_read_options(args))
+    for note in ds.notes:  # stderr: predict's CSV may be on stdout
+        print(f"note: {note}", file=sys.stderr)
+    if ds.is_table and names is not None:
+        return ds, ds.X  # the model's columns, by name
     if ds.X.shape[1] != n_features:
         raise CLIError(
             f"{args.data}: {ds.X.shape[1]} feature columns, but the model was trained on "
@@ -816,12 +855,16 @@ def cmd_evaluate(args):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     from ._text import printable
+    from .data import check_destination, write_json
+    from .tables import align_labels
 
+    if args.metrics is not None:
+        check_destination(args.metrics, "--metrics")
     model = _load_model(args.model)
     net = _network(model)
     ds, X = _model_data(args, model, need_labels=True)
     classes = np.asarray(net.classes_)
-    y = _align_labels(ds.y, classes)
+    y = align_labels(ds.y, classes)
     pred = model.predict(X)
     accuracy = float(np.mean(pred == y))
     unknown = sorted({str(v) for v in np.unique(y)} - {str(c) for c in classes})
@@ -834,7 +877,8 @@ def cmd_evaluate(args):
     )
     matrix = confusion_matrix(y, pred, labels=labels)
 
-    print(f"{args.data}: {len(y)} rows")
+    print(f"{args.data}: {len(y)} rows"
+          + (f", label column {ds.label!r}" if getattr(ds, "label", None) else ""))
     print(f"accuracy: {accuracy:.4f}  ({int(np.sum(pred == y))}/{len(y)} correct)")
     if unknown:
         print(f"warning: labels the model never saw: {', '.join(map(printable, unknown))}",
@@ -849,7 +893,7 @@ def cmd_evaluate(args):
                  ("true \\ predicted", *names),
                  [(n, *row) for n, row in zip(names, matrix.tolist(), strict=True)])
     if args.metrics is not None:
-        _write_json(args.metrics, {
+        write_json(args.metrics, {
             "data": args.data,
             "model": args.model,
             "n_samples": int(len(y)),
@@ -871,42 +915,24 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    import csv
-
     from ._text import printable
+    from .data import atomic_open, check_destination, write_predictions
 
+    if args.out is not None:
+        check_destination(args.out, "--out")
     model = _load_model(args.model)
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)
-    # On stdout (a terminal, perhaps) names from the model file are escaped; a --out file
-    # keeps the labels exactly as stored.
-    shown = printable if args.out is None else (lambda v: v)
     pred = model.predict(X)
-    header = ["prediction"]
-    columns = [pred]
-    if args.proba:
-        proba = model.predict_proba(X)
-        names = [shown(str(c)) for c in classes]
-        header += [n if n != "prediction" else "p_prediction" for n in names]
-        columns += [proba[:, k] for k in range(proba.shape[1])]
-
-    def write(fh):
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        for i in range(len(pred)):
-            label = pred[i].item() if hasattr(pred[i], "item") else pred[i]
-            row = [shown(label) if isinstance(label, str) else label]
-            row += [f"{col[i]:.6g}" for col in columns[1:]]
-            writer.writerow(row)
-
-    if args.out is None:
-        write(sys.stdout)
+    proba = model.predict_proba(X) if args.proba else None
+    ids = ds.ids if ds.is_table else None
+    if args.out is None:  # names from the model file escaped on stdout (a terminal, perhaps)
+        write_predictions(sys.stdout, pred, ids=ids, proba=proba, classes=classes,
+                          text=printable)
         sys.stdout.flush()
     else:
-        from .data import atomic_open
-
         with atomic_open(args.out) as fh:
-            write(fh)
+            write_predictions(fh, pred, ids=ids, proba=proba, classes=classes)
         print(f"{len(pred)} predictions written to {args.out}", file=sys.stderr)
     return EXIT_OK
 
@@ -923,6 +949,10 @@ def cmd_gradcheck(args):
     ds = _load_training_data(args)
     rng = np.random.default_rng(args.seed)
     X, y = ds.X, ds.y
+    if ds.is_table:  # the network sees the prepared columns
+        from .tables import build_preparation
+
+        X = build_preparation(ds.numeric, ds.categorical).fit_transform(X)
     if X.shape[0] > args.rows:
         keep = np.sort(rng.choice(X.shape[0], size=args.rows, replace=False))
         X, y = X[keep], y[keep]
@@ -981,14 +1011,24 @@ def cmd_info(args):
     prep = meta.pop("preprocessing", None) or {}
     scaler = _scaler_name(model)
     seen = prep.get("n_samples_seen")
+    from .tables import describe_preparation
+
+    table = meta.pop("table", None) or {}
     print(f"preprocessing: {scaler}" + (f" (fitted on {seen} rows)"
                                         if scaler != "none" and isinstance(seen, int) else ""))
+    for line in describe_preparation(model):
+        print(f"  {printable(line)}")
+    if table.get("label") is not None:
+        ids = ", ".join(table.get("ids") or []) or "-"
+        print(f"label column: {printable(table['label'])}   id columns: {printable(ids)}")
     classes = [printable(c) for c in net.classes_]
     print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
     names = _feature_names(model, args.model)
     names = names and [printable(n) for n in names]
-    print(f"features ({D}): " + (", ".join(names[:12]) + (", ..." if D > 12 else "")
-                                 if names else "unnamed (trained on an array)"))
+    n_in = len(names) if names else D
+    print(f"{'input columns' if n_in != D else 'features'} ({n_in}): "
+          + (", ".join(names[:12]) + (", ..." if n_in > 12 else "")
+             if names else "unnamed (trained on an array)"))
     params = meta.pop("hyperparameters", None) or {}
     if params:
         print("hyper-parameters:")

@@ -3,8 +3,10 @@
 ========================  ==========================================================  ========
 Extension                 Layout                                                      Needs
 ========================  ==========================================================  ========
-``.csv`` ``.tsv``         header row; the label column is ``--target`` (default the   pandas
-(also ``.gz``)            last column); every other column is a numeric feature
+``.csv`` ``.tsv``         header row; separator and decimal mark sniffed; the label   pandas
+(also ``.gz``)            column is ``--target``, else the one named label/target/
+                          class/y, else the last; text columns are one-hot encoded,
+                          missing numbers imputed (see :mod:`relunet.tables`)
 ``.parquet`` ``.pq``      the same, as a Parquet table                                pyarrow
 ``.npy``                  a 2-D float array of features (3-D: images, flattened);     numpy
                           labels from ``--labels``
@@ -14,9 +16,9 @@ Extension                 Layout                                                
 ========================  ==========================================================  ========
 
 A ``--labels`` file may be ``.npy``, IDX, ``.txt`` (one label per line) or a one-column
-CSV/TSV/Parquet table.  Every reader returns a :class:`Dataset` (float features, labels
-as they were: integers or strings) or raises :class:`DataError`, whose message names the
-file and is meant for the user as it is.
+CSV/TSV/Parquet table.  Every reader returns a :class:`Dataset` or raises :class:`DataError`,
+whose message names the file and is meant for the user as it is.  Tables are read by
+:mod:`relunet.tables`; this module keeps the array formats and atomic writes.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from __future__ import annotations
 import contextlib
 import gzip
 import importlib
+import json
 import os
 import re
 import struct
 import tempfile
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,6 +49,10 @@ __all__ = [
     "format_of",
     "atomic_path",
     "atomic_open",
+    "check_destination",
+    "PipeGuard",
+    "write_json",
+    "write_predictions",
     "require",
 ]
 
@@ -73,6 +80,15 @@ class Dataset:
         The file name or ``"digits (built-in)"``, for messages.
     image_shape : tuple or None
         ``(rows, cols)`` when each row is a flattened image (IDX, 3-D ``.npy``, digits).
+    numeric, categorical : list of str or None
+        Tables only: the numeric and the text feature columns (then ``X`` is a pandas
+        DataFrame of the raw columns, see :func:`relunet.tables.read_table`).
+    label : str or None
+        Tables only: the label column.
+    ids : DataFrame or None
+        Tables only: the ``--id`` columns, as text.
+    notes : list of str
+        What the reader decided that the user should be told (columns left out, ...).
     """
 
     X: np.ndarray
@@ -80,6 +96,17 @@ class Dataset:
     feature_names: list | None
     source: str
     image_shape: tuple | None = None
+    numeric: list | None = None
+    categorical: list | None = None
+    label: str | None = None
+    label_how: str | None = None
+    ids: object = None
+    notes: list = field(default_factory=list)
+    rows: object = None
+
+    @property
+    def is_table(self):
+        return self.numeric is not None
 
     @property
     def n_classes(self):
@@ -98,10 +125,12 @@ _EXTENSIONS = {
     ".idx": "idx",
     ".txt": "txt",
 }
+_CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")  # str(int(s)) == s
 _IDX_NAME = re.compile(r"[.-]idx\d-u?byte$")  # MNIST's "train-images-idx3-ubyte"
 
 FORMATS = (
-    ("CSV / TSV", ".csv .tsv (.gz)", "header row; label column --target (default: last)"),
+    ("CSV / TSV", ".csv .tsv (.gz)",
+     "header row; label --target, else label/target/class/y, else the last column"),
     ("Parquet", ".parquet .pq", "the same as CSV; needs pyarrow"),
     ("NumPy", ".npy", "2-D features (3-D images are flattened); labels via --labels"),
     ("NumPy archive", ".npz", "arrays named X and y"),
@@ -145,6 +174,28 @@ def _check_file(path):
 # ---------------------------------------------------------------------------------- writing
 
 
+def check_destination(path, what, *, directory=False):
+    """Raise :class:`DataError` now if ``path`` cannot be written later (before a long run).
+
+    A file destination needs an existing, writable folder and must not be a folder itself;
+    a ``directory`` destination may not exist yet (it is created) but its parent must, and
+    it must not be a file.
+    """
+    path = os.fspath(path)
+    if directory:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise DataError(f"{what} {path}: is a file, not a directory")
+        parent = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    else:
+        if os.path.isdir(path):
+            raise DataError(f"{what} {path}: is a directory; give a file name")
+        parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise DataError(f"{what} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DataError(f"{what} {path}: directory {parent} is not writable")
+
+
 @contextlib.contextmanager
 def atomic_path(path, *, suffix=".tmp"):
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
@@ -183,6 +234,107 @@ def atomic_open(path, mode="w"):
         text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with open(tmp, mode, **text) as fh:
             yield fh
+
+
+class PipeGuard:
+    """stdout that survives a reader going away (``relunet train ... | head -2``).
+
+    After a broken pipe the rest of the output goes nowhere, and the command carries on:
+    the model, metrics and plots asked for are still written, and the exit status says
+    whether *they* succeeded.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.broken = False
+
+    def _silence(self):
+        self.broken = True
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())  # also silences the flush at exit
+            os.close(devnull)
+
+    def write(self, text):
+        if self.broken:
+            return len(text)
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self):
+        if self.broken:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.flush()
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically (NumPy values unpacked)."""
+    with atomic_open(path) as fh:
+        json.dump(_jsonable(obj), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+
+def _jsonable(obj):
+    """Plain JSON values: numpy scalars and arrays unpacked, NaN/inf as null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    return str(obj)
+
+
+def write_predictions(fh, pred, *, ids=None, proba=None, classes=None, text=None):
+    """Predictions as CSV to an open text file: the id columns, ``prediction`` and, with
+    ``proba`` of shape (N, K), one column per class named by the class (``p_prediction``
+    for a class named "prediction"); probabilities with 6 significant digits.
+
+    ``text`` (optional) maps every text cell and class name before writing (e.g. escaping
+    control characters for a terminal).  A row with a carriage return in a cell is written
+    fully quoted: Python's csv module quotes only the line terminator's characters, and a
+    bare ``\r`` would split the row when read back.
+    """
+    import csv
+
+    show = (lambda v: v) if text is None else text
+    plain = csv.writer(fh, lineterminator="\n")
+    quoted = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def write(row):
+        row = [show(v) if isinstance(v, str) else v for v in row]
+        cr = any(isinstance(v, str) and "\r" in v for v in row)
+        (quoted if cr else plain).writerow(row)
+
+    header = [] if ids is None else [str(c) for c in ids.columns]
+    header.append("prediction")
+    if proba is not None:
+        header += [str(c) if str(c) != "prediction" else "p_prediction" for c in classes]
+    write(header)
+    id_rows = None if ids is None else ids.to_numpy(dtype=object)
+    for i in range(len(pred)):
+        row = [] if id_rows is None else ["" if v is None or v != v else v for v in id_rows[i]]
+        row.append(pred[i].item() if hasattr(pred[i], "item") else pred[i])
+        if proba is not None:
+            row += [f"{p:.6g}" for p in proba[i]]
+        write(row)
 
 
 # ---------------------------------------------------------------------------------- IDX
@@ -234,63 +386,12 @@ def read_idx(path):
     return data.astype(dtype.newbyteorder("="))
 
 
-# ---------------------------------------------------------------------------------- tables
-
-
-def _read_frame(path, fmt):
-    """A pandas DataFrame from a CSV/TSV/Parquet file, with user-facing errors."""
-    if fmt == "parquet":
-        require("pandas", "parquet", "reading Parquet files")
-        require("pyarrow", "parquet", "reading Parquet files")
-    else:
-        require("pandas", "cli", f"reading {fmt.upper()} files")
-    import pandas as pd
-
-    try:
-        if fmt == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: cannot parse as {fmt.upper()}: {_first_line(exc)}") from None
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise DataError(f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}") from None
-    except Exception as exc:  # pyarrow's ArrowInvalid and friends
-        if type(exc).__module__.startswith("pyarrow"):
-            raise DataError(f"{path}: not a valid Parquet file: {_first_line(exc)}") from None
-        raise
-    if frame.shape[1] == 0:
-        raise DataError(f"{path}: the file has no columns")
-    if frame.shape[0] == 0:
-        raise DataError(f"{path}: the file has a header but no data rows")
-    return frame
+# ---------------------------------------------------------------------------------- labels
 
 
 def _first_line(exc):
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def _numeric_features(frame, columns, path):
-    """The columns as a float64 matrix, or a DataError naming the first non-numeric one."""
-    import pandas as pd
-
-    for col in columns:
-        series = frame[col]
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-            continue
-        coerced = pd.to_numeric(series, errors="coerce")
-        bad = series[coerced.isna() & series.notna()]
-        example = f" (e.g. {bad.iloc[0]!r} in data row {bad.index[0] + 1})" if len(bad) else ""
-        raise DataError(
-            f"{path}: feature column {col!r} is not numeric{example}; only the label column "
-            f"(--target) may hold text"
-        )
-    return frame[list(columns)].to_numpy(dtype=np.float64)
 
 
 def _clean_labels(y, source):
@@ -329,41 +430,6 @@ def _check_finite(X, source, names=None):
             f"{source}: {where} is {what} in data row {row + 1} "
             f"({int(bad.sum())} such values); remove or fill them first"
         )
-
-
-def _read_table(path, fmt, *, labels, target, need_labels, features, n_features):
-    frame = _read_frame(path, fmt)
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    label_col = None
-    if target is not None:
-        if target not in columns:
-            raise DataError(
-                f"{path}: no column named {target!r}; columns are {_show(columns)}"
-            )
-        label_col = target
-    elif labels is None:
-        others = columns if features is None else [c for c in columns if c not in features]
-        if need_labels:
-            label_col = others[-1] if others else None
-        elif features is None and n_features is not None and len(columns) == n_features + 1:
-            label_col = columns[-1]  # the model's features plus a label column
-    if features is not None:
-        missing = [c for c in features if c not in columns]
-        if missing:
-            raise DataError(f"{path}: missing feature column(s) {_show(missing)}")
-        feature_cols = list(features)
-    else:
-        feature_cols = [c for c in columns if c != label_col]
-    if not feature_cols:
-        raise DataError(f"{path}: no feature columns (only the label column {label_col!r})")
-    X = _numeric_features(frame, feature_cols, path)
-    _check_finite(X, path, feature_cols)
-    y = None
-    if label_col is not None:
-        y = frame[label_col].to_numpy()
-        y = _clean_labels(y, f"{path} (column {label_col!r})")
-    return X, y, feature_cols
 
 
 def _show(names, limit=8):
@@ -432,17 +498,22 @@ def read_labels(path):
     elif fmt == "idx":
         y = read_idx(path)
     elif fmt == "txt":
-        with open(path, encoding="utf-8") as fh:
-            y = np.array([line.strip() for line in fh if line.strip()])
-        if y.size and all(re.fullmatch(r"[-+]?\d+", v) for v in y):
-            y = y.astype(np.int64)
+        with open(path, encoding="utf-8-sig") as fh:  # Windows editors write a BOM
+            y = np.array([line.strip() for line in fh if line.strip()], dtype=str)
+        if y.size and all(_CANONICAL_INT.fullmatch(v) for v in y):
+            y = y.astype(np.int64)  # "7" is 7; "007" stays text
+        if y.size == 0:
+            raise DataError(f"{path}: no labels")
+        return y
     else:
-        frame = _read_frame(path, fmt)
+        from .tables import label_values, read_frame
+
+        frame = read_frame(path, fmt, pick_text=lambda columns: columns)
         if frame.shape[1] != 1:
             raise DataError(
                 f"{path}: a labels table must have exactly one column, found {frame.shape[1]}"
             )
-        y = frame.iloc[:, 0].to_numpy()
+        return label_values(frame.iloc[:, 0], path)
     if np.asarray(y).size == 0:
         raise DataError(f"{path}: no labels")
     return _clean_labels(y, path)
@@ -452,7 +523,7 @@ def read_labels(path):
 
 
 def read_data(path, *, labels=None, target=None, need_labels=True, features=None,
-              n_features=None):
+              n_features=None, **table_options):
     """Read a data file (and optionally a separate labels file) into a :class:`Dataset`.
 
     Parameters
@@ -462,7 +533,7 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
     labels : str, optional
         A separate labels file (required for ``.npy`` and IDX data when labels are needed).
     target : str, optional
-        The label column of a table; default its last column.
+        The label column of a table; default the one named like a label, else the last.
     need_labels : bool
         Raise :class:`DataError` when no labels can be found.  When False (prediction),
         a table's label column is dropped only if ``target`` names it, or ``features``
@@ -471,6 +542,9 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
         The feature columns a model was trained on (tables only).
     n_features : int, optional
         The number of features a model expects.
+    **table_options
+        For tables: ``kinds``, ``label_hint``, ``ids``, ``drop``, ``sep``, ``decimal`` (see
+        :func:`relunet.tables.read_table`); refused for arrays.
 
     Returns
     -------
@@ -482,12 +556,19 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
     if labels is not None and target is not None:
         raise DataError("give the labels either as a file (--labels) or a column (--target)")
     if fmt in ("csv", "tsv", "parquet"):
-        X, y, names = _read_table(
-            path, fmt, labels=labels, target=target, need_labels=need_labels,
-            features=features, n_features=n_features,
-        )
-        image_shape = None
+        from .tables import read_table
+
+        ds = read_table(path, fmt, labels=labels, target=target, need_labels=need_labels,
+                        features=features, n_features=n_features, **table_options)
+        X, y, names, image_shape = ds.X, ds.y, ds.feature_names, None
     else:
+        ds = None
+        flags = [{"ids": "--id"}.get(k, "--" + k) for k in ("sep", "decimal", "ids", "drop")
+                 if table_options.get(k)]
+        if flags:
+            raise DataError(f"{path}: {', '.join(flags)} "
+                            f"{'applies' if len(flags) == 1 else 'apply'} to tables "
+                            f"(CSV/TSV/Parquet); this is a {fmt} file")
         if target is not None:
             raise DataError(f"{path}: --target names a column of a table; this is a {fmt} file")
         if fmt == "npy":
@@ -514,9 +595,42 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
         raise DataError(
             f"{where}: {y.shape[0]} labels for {X.shape[0]} rows of {path}; they must match"
         )
+    if ds is not None:
+        ds.y = y
+        if not ds.categorical:  # a Kaggle-style image CSV: pixel columns
+            ds.image_shape = _square(ds.X.shape[1])
+        return ds
     if image_shape is None:
         image_shape = _square(X.shape[1])
     return Dataset(X, y, names, path, image_shape)
+
+
+def split_rows(ds, fraction, seed):
+    """Hold out a stratified ``fraction`` of a Dataset's rows (at random when a class is too
+    small to stratify).
+
+    Returns
+    -------
+    (X_train, X_test, y_train, y_test, stratified)
+
+    Raises
+    ------
+    DataError
+        Too few rows to hold out ``fraction``.
+    """
+    import math
+
+    from sklearn.model_selection import train_test_split
+
+    n = ds.X.shape[0]
+    n_test = math.ceil(fraction * n)
+    if n_test < 1 or n - n_test < 2:
+        raise DataError(f"{n} rows are too few to hold out --test-fraction {fraction}")
+    try:
+        return (*train_test_split(ds.X, ds.y, test_size=fraction, stratify=ds.y,
+                                  random_state=seed), True)
+    except ValueError:  # a class with a single row, or fewer test rows than classes
+        return (*train_test_split(ds.X, ds.y, test_size=fraction, random_state=seed), False)
 
 
 def _square(d):

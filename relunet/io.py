@@ -1,11 +1,14 @@
-"""Model files: one ``.npz`` holding the weights, optional input scaling and JSON metadata.
+"""Model files: one ``.npz`` holding the weights, the fitted preparation and JSON metadata.
 
-Layout (format version 1)::
+Layout (format version 2)::
 
     W1              (D+1, H) float32/float64    the note's w1, bias row last
     W2              (H+1, K) float32/float64    the note's w2, bias row last
     metadata        uint8, UTF-8 JSON           see :func:`save`
-    scaler.<attr>   (D,) float64                only for a Pipeline: the scaler's fitted arrays
+    prep.<k>.<attr> float64 arrays              only for a Pipeline: the fitted arrays of its
+                                                preparation steps (:mod:`relunet.prepio`)
+
+Version 1 files (a Pipeline of one scaler, its arrays as ``scaler.<attr>``) are still read.
 
 Nothing is pickled or executed.  Files are read within budgets (``_MAX_*`` below, README
 "Model files"): the zip directory is checked by :mod:`relunet._archive` before any member is
@@ -34,7 +37,7 @@ from . import _archive
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "save", "load", "read_metadata"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FORMAT_NAME = "relunet-model"
 
 # Reading budgets (README "Model files"): what a hostile file can make a reader spend.
@@ -63,17 +66,22 @@ class ModelFileError(ValueError):
 
 
 # ---------------------------------------------------------------------------------- save
-def save(model, path):
+def save(model, path, *, table=None):
     """Write a fitted model to ``path`` atomically; returns ``path``.
 
     Parameters
     ----------
     model : ReluNetClassifier or sklearn.pipeline.Pipeline
-        A fitted :class:`~relunet.ReluNetClassifier`, or a fitted Pipeline of exactly two
-        steps: a ``StandardScaler`` or ``MinMaxScaler``, then a ``ReluNetClassifier``.
+        A fitted :class:`~relunet.ReluNetClassifier`, or a fitted Pipeline ending in one whose
+        other steps are of the documented set of :mod:`relunet.prepio` (scalers,
+        ``SimpleImputer``, ``OneHotEncoder``, ``ColumnTransformer``, nested Pipelines,
+        ``"passthrough"``); anything else raises ``TypeError`` naming the step.
     path : str or os.PathLike
         Destination, used as given (no ``.npz`` is appended).  An existing file is replaced
         only once the new one is completely written.
+    table : dict, optional
+        JSON facts about the table the model was trained on (the CLI stores ``label``,
+        ``ids``), kept as the metadata's ``table``.
 
     Returns
     -------
@@ -87,41 +95,29 @@ def save(model, path):
     ``n_features_in``, ``feature_names`` (list or null), ``n_hidden``, ``n_classes``,
     ``weights_dtype``, ``training`` (``n_iter``, ``t``, ``best_loss``, ``final_loss``,
     ``stop_reason``, ``fit_seconds``, ``loss_curve``, ``validation_loss_curve``,
-    ``validation_scores``, ``history``; non-finite numbers as null) and ``preprocessing``
-    (``{"kind": "none"}`` or ``{"kind": "standard"|"minmax", "step_names": [...],
-    "params": {...}, "n_features_in", "feature_names", "n_samples_seen", "arrays": [...]}``).
+    ``validation_scores``, ``history``; non-finite numbers as null), ``preprocessing``
+    (``{"kind": "none"}`` or ``{"kind": "pipeline", "step_names": [...], "steps": [[name,
+    spec], ...]}`` with :func:`relunet.prepio.dump`'s specs; version 1 wrote ``{"kind":
+    "standard"|"minmax", ...}``) and ``table`` (the ``table`` argument, or null).
     """
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
+    from . import __version__, prepio
     from .arrayapi import to_numpy
     from .estimator import ReluNetClassifier
 
-    clf, scaler, step_names = _split(model, Pipeline, ReluNetClassifier)
+    clf, prep_steps, step_names = _split(model, Pipeline, ReluNetClassifier)
     check_is_fitted(clf, ("W1_", "W2_", "classes_"))
     clf = to_numpy(clf)  # trained on CuPy/PyTorch arrays: the file holds NumPy arrays all the same
     arrays = {"W1": np.ascontiguousarray(clf.W1_), "W2": np.ascontiguousarray(clf.W2_)}
     preprocessing = {"kind": "none"}
-    if scaler is not None:
-        check_is_fitted(scaler)
-        kind = next(k for k, (cls, _) in _SCALERS.items() if type(scaler).__name__ == cls)
-        present = []
-        for attr in _SCALERS[kind][1]:
-            value = getattr(scaler, attr, None)
-            if value is not None:
-                arrays["scaler." + attr] = np.ascontiguousarray(value, dtype=np.float64)
-                present.append(attr)
-        seen = scaler.n_samples_seen_
-        preprocessing = {
-            "kind": kind,
-            "step_names": list(step_names),
-            "params": _jsonable(scaler.get_params()),
-            "n_features_in": int(scaler.n_features_in_),
-            "feature_names": _names(scaler),
-            "n_samples_seen": seen.tolist() if isinstance(seen, np.ndarray) else int(seen),
-            "arrays": present,
-        }
+    if prep_steps is not None:
+        preprocessing = {"kind": "pipeline", "step_names": list(step_names), "steps": []}
+        counter = prepio._Counter()
+        for name, step in prep_steps:
+            spec, _ = prepio.dump(step, where=name, counter=counter, arrays=arrays)
+            preprocessing["steps"].append([name, spec])
     classes = np.asarray(clf.classes_)
     params = clf.get_params()
     params.pop("callback", None)
@@ -136,7 +132,7 @@ def save(model, path):
         "format_version": FORMAT_VERSION,
         "relunet_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": "Pipeline" if scaler is not None else type(clf).__name__,
+        "model": "Pipeline" if prep_steps is not None else type(clf).__name__,
         "hyperparameters": _jsonable(params),
         "classes": [_scalar(c) for c in classes.tolist()],
         "classes_dtype": classes.dtype.str,
@@ -158,6 +154,7 @@ def save(model, path):
             "history": clf.history_,
         }),
         "preprocessing": preprocessing,
+        "table": _jsonable(table) if table is not None else None,
     }
     text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
     arrays["metadata"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
@@ -166,25 +163,21 @@ def save(model, path):
 
 
 def _split(model, Pipeline, ReluNetClassifier):
+    """(classifier, [(name, step), ...] before it or None, all step names or None)."""
     if isinstance(model, ReluNetClassifier):
         return model, None, None
     if isinstance(model, Pipeline):
         steps = model.steps
-        scaler_names = " or ".join(cls for cls, _ in _SCALERS.values())
-        if (
-            len(steps) == 2
-            and type(steps[0][1]).__name__ in {cls for cls, _ in _SCALERS.values()}
-            and type(steps[0][1]).__module__.startswith("sklearn.preprocessing")
-            and isinstance(steps[1][1], ReluNetClassifier)
-        ):
-            return steps[1][1], steps[0][1], [name for name, _ in steps]
+        if len(steps) >= 2 and isinstance(steps[-1][1], ReluNetClassifier):
+            names = [str(name) for name, _ in steps]
+            return steps[-1][1], [(str(n), s) for n, s in steps[:-1]], names
         got = [type(step).__name__ for _, step in steps]
         raise TypeError(
-            f"can only save a Pipeline of exactly ({scaler_names}, ReluNetClassifier); "
+            f"can only save a Pipeline of preparation steps ending in a ReluNetClassifier; "
             f"got steps {got}"
         )
     raise TypeError(
-        f"can only save a fitted ReluNetClassifier or a Pipeline (scaler, ReluNetClassifier); "
+        f"can only save a fitted ReluNetClassifier or a Pipeline ending in one; "
         f"got {type(model).__name__}"
     )
 
@@ -701,7 +694,19 @@ def _build_pipeline(reader, prep, clf):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+    from . import prepio
+
     kind = prep["kind"]
+    if kind == "pipeline":
+        steps = prep["steps"]
+        names = prep["step_names"]
+        if not (isinstance(steps, list) and steps and isinstance(names, list)
+                and len(names) == len(steps) + 1 and all(isinstance(n, str) for n in names)
+                and all(isinstance(s, list) and len(s) == 2 and s[0] == n
+                        for s, n in zip(steps, names, strict=False))):
+            raise reader.error("the preprocessing steps are malformed")
+        built = [(name, prepio.load(spec, reader.array)) for name, spec in steps]
+        return Pipeline([*built, (names[-1], clf)])
     if kind not in _SCALERS:
         raise reader.error(f"unknown preprocessing kind {kind!r}")
     scaler = {"standard": StandardScaler, "minmax": MinMaxScaler}[kind]()

@@ -252,7 +252,8 @@ def write_plots(directory, model, X_train, y_train, X_test=None, y_test=None, *,
     model : fitted ReluNetClassifier or Pipeline ending in one
         Must have ``predict``; the network needs ``history_``, ``classes_`` and ``W1_``.
     X_train, y_train : arrays
-        The raw (unscaled) training data.
+        The raw (unscaled) training data (a DataFrame of raw columns for a table model: then
+        no decision regions are drawn).
     X_test, y_test : arrays, optional
         Test data; the confusion matrix uses it when given, else the training data.
     image_shape : tuple, optional
@@ -294,7 +295,7 @@ def write_plots(directory, model, X_train, y_train, X_test=None, y_test=None, *,
                        title=f"Confusion matrix ({which} data)"),
         f"confusion matrix, {which} data",
     ))
-    if np.asarray(X_train).shape[1] == 2:
+    if np.asarray(X_train).shape[1] == 2 and not hasattr(X_train, "columns"):
         written.append((
             plot_decision_regions(model.predict, X_train, y_train, classes,
                                   out("decision_regions.png"), X_test=X_test, y_test=y_test),

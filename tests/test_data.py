@@ -184,8 +184,11 @@ def test_nan_and_inf_are_located(tmp_path, bad):
     df = frame()
     df.loc[2, "c"] = bad
     df.to_csv(tmp_path / "d.csv", index=False)
-    msg = error_of(lambda: read_data(tmp_path / "d.csv"))
-    assert "'c'" in msg and "row 3" in msg
+    if np.isnan(bad):  # a table's missing value is imputed by the model, not an error
+        assert np.isnan(read_data(tmp_path / "d.csv").X["c"][2])
+    else:
+        msg = error_of(lambda: read_data(tmp_path / "d.csv"))
+        assert "'c'" in msg and "row 3" in msg
     Xb = X.copy()
     Xb[5, 1] = bad
     np.save(tmp_path / "x.npy", Xb)

@@ -140,8 +140,8 @@ def test_pipeline_round_trip_is_exact(data, tmp_path, scaler):
     np.testing.assert_array_equal(pipe2[0].transform(Xt), pipe[0].transform(Xt))
     meta = read_metadata(tmp_path / "p.npz")
     assert meta["model"] == "Pipeline"
-    kind = {"StandardScaler": "standard", "MinMaxScaler": "minmax"}[type(scaler).__name__]
-    assert meta["preprocessing"]["kind"] == kind
+    assert meta["preprocessing"]["kind"] == "pipeline"
+    assert meta["preprocessing"]["steps"][0][1]["type"] == type(scaler).__name__
 
 
 def test_pipeline_with_dataframe_keeps_feature_names(data, tmp_path):
@@ -201,7 +201,7 @@ def test_metadata_keys(data, tmp_path):
     assert set(meta) == {
         "format", "format_version", "relunet_version", "created", "model", "hyperparameters",
         "classes", "classes_dtype", "n_features_in", "feature_names", "n_hidden",
-        "n_classes", "weights_dtype", "training", "preprocessing",
+        "n_classes", "weights_dtype", "training", "preprocessing", "table",
     }
     assert meta["format"] == "relunet-model" and meta["format_version"] == FORMAT_VERSION
     assert meta["relunet_version"] == relunet.__version__
@@ -243,8 +243,10 @@ def test_save_refuses_what_it_cannot_store(data, tmp_path):
         save(make_pipeline(StandardScaler(), small().fit(X, y)), tmp_path / "x.npz")
     with pytest.raises(TypeError, match="RobustScaler"):
         save(make_pipeline(RobustScaler(), small()).fit(X, y), tmp_path / "x.npz")
-    with pytest.raises(TypeError, match="exactly"):
-        save(make_pipeline(StandardScaler(), MinMaxScaler(), small()).fit(X, y),
+    with pytest.raises(TypeError, match="ending in a ReluNetClassifier"):
+        from sklearn.linear_model import LogisticRegression
+
+        save(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y),
              tmp_path / "x.npz")
     with pytest.raises(TypeError, match="LogisticRegression"):
         from sklearn.linear_model import LogisticRegression
@@ -417,12 +419,12 @@ def test_wrong_scaler_arrays(data, tmp_path):
     X, y = data
     save(make_pipeline(StandardScaler(), small()).fit(X, y), tmp_path / "p.npz")
     members = _members(tmp_path / "p.npz")
-    members["scaler.mean_"] = np.zeros(4)
-    with pytest.raises(ModelFileError, match=r"'scaler.mean_' has shape \(4,\)"):
+    members["prep.0.mean_"] = np.zeros(4)
+    with pytest.raises(ModelFileError, match=r"'prep.0.mean_' has shape \(4,\)"):
         load(_write(tmp_path / "bad.npz", members))
     members = _members(tmp_path / "p.npz")
-    del members["scaler.scale_"]
-    with pytest.raises(ModelFileError, match="'scaler.scale_' is missing"):
+    del members["prep.0.scale_"]
+    with pytest.raises(ModelFileError, match="'prep.0.scale_' is missing"):
         load(_write(tmp_path / "bad2.npz", members))
 
 
@@ -441,3 +443,82 @@ def test_huge_declared_shape_is_not_allocated(model_file, tmp_path):
             np.save(b, members[name])
             z.writestr(name + ".npy", b.getvalue())
     _assert_refused(path, "'W1' is truncated")
+
+
+# ------------------------------------------------------------------ tables (format 2)
+def _table():
+    rng = np.random.default_rng(0)
+    n = 90
+    X = pd.DataFrame({
+        "mass": rng.normal(size=n),
+        "island": rng.choice(["Biscoe", "Dream", "Torgersen"], size=n).astype(object),
+    })
+    y = np.where((X["mass"] > 0) ^ (X["island"] == "Dream"), "a", "b")
+    X.loc[::9, "mass"] = np.nan
+    X.loc[::11, "island"] = np.nan
+    return X, y
+
+
+def test_table_pipeline_round_trip_is_exact(tmp_path):
+    from relunet.tables import build_preparation
+
+    X, y = _table()
+    model = Pipeline([("prepare", build_preparation(["mass"], ["island"], min_frequency=2)),
+                      ("classifier", small())]).fit(X, y)
+    save(model, tmp_path / "t.npz", table={"label": "species", "ids": ["id"]})
+    back = load(tmp_path / "t.npz")
+    new = pd.DataFrame({"mass": [np.nan, 0.3], "island": ["Atlantis", np.nan]})
+    for rows in (X, new):
+        np.testing.assert_array_equal(back.predict_proba(rows), model.predict_proba(rows))
+    meta = read_metadata(tmp_path / "t.npz")
+    assert meta["table"] == {"label": "species", "ids": ["id"]}
+    assert meta["format_version"] == 2 and meta["preprocessing"]["kind"] == "pipeline"
+    with zipfile.ZipFile(tmp_path / "t.npz") as z:
+        names = z.namelist()
+    assert all(n in ("W1.npy", "W2.npy", "metadata.npy") or n.startswith("prep.")
+               for n in names)
+    assert all(m.dtype != object for m in _members(tmp_path / "t.npz").values())
+
+
+def test_save_names_a_step_it_cannot_store(data, tmp_path):
+    X, y = data
+    with pytest.raises(TypeError, match="'robust'.*RobustScaler"):
+        save(Pipeline([("robust", RobustScaler()), ("net", small())]).fit(X, y),
+             tmp_path / "x.npz")
+
+
+def test_version_1_files_still_load(data, tmp_path):
+    # A format-1 file as relunet 0.1 wrote it: the scaler's arrays as scaler.<attr>.
+    X, y = data
+    pipe = make_pipeline(StandardScaler(), small()).fit(X, y)
+    save(pipe, tmp_path / "v2.npz")
+    members = _members(tmp_path / "v2.npz")
+    meta = json.loads(members.pop("metadata").tobytes())
+    scaler = pipe[0]
+    for attr in ("mean_", "var_", "scale_"):
+        members["scaler." + attr] = members.pop("prep.0." + attr)
+    meta["format_version"] = 1
+    meta.pop("table")
+    meta["preprocessing"] = {
+        "kind": "standard", "step_names": ["standardscaler", "relunetclassifier"],
+        "params": scaler.get_params(), "n_features_in": 5, "feature_names": None,
+        "n_samples_seen": int(scaler.n_samples_seen_), "arrays": ["mean_", "var_", "scale_"],
+    }
+    members["metadata"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    back = load(_write(tmp_path / "v1.npz", members))
+    np.testing.assert_array_equal(back.predict_proba(X), pipe.predict_proba(X))
+    assert [n for n, _ in back.steps] == ["standardscaler", "relunetclassifier"]
+
+
+def test_a_damaged_preparation_spec_is_a_model_file_error(data, tmp_path):
+    X, y = data
+    save(make_pipeline(StandardScaler(), small()).fit(X, y), tmp_path / "p.npz")
+    meta = read_metadata(tmp_path / "p.npz")
+    prep = meta["preprocessing"]
+    prep["steps"][0][1]["type"] = "FunctionTransformer"  # would run code: never built
+    with pytest.raises(ModelFileError, match="FunctionTransformer"):
+        load(_with_metadata(tmp_path / "p.npz", tmp_path / "bad.npz", preprocessing=prep))
+    prep["steps"][0][1]["type"] = "StandardScaler"
+    prep["steps"][0][1]["arrays"]["mean_"] = "prep.9.mean_"
+    with pytest.raises(ModelFileError, match="'prep.9.mean_' is missing"):
+        load(_with_metadata(tmp_path / "p.npz", tmp_path / "bad2.npz", preprocessing=prep))
