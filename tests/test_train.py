@@ -258,10 +258,10 @@ def test_integer_sample_weights_equal_repeated_rows_in_full_batch_descent(spiral
 # ------------------------------------------------------------------- early stopping
 
 
-def test_early_stopping_restores_the_best_validation_weights(spiral):
+def test_early_stopping_restores_the_weights_of_the_best_validation_accuracy(spiral):
     X, y = spiral
-    # a noisy solver, so the validation loss goes up and down and the last epoch is not
-    # the best one
+    # a noisy solver, so the validation accuracy goes up and down and the last epoch is not
+    # the best one.  The monitor is the accuracy (scikit-learn's choice), not the loss.
     cfg = TrainConfig(solver="sgd", learning_rate_init=0.5, momentum=0.9, batch_size=8,
                       early_stopping=True, validation_fraction=0.2, n_iter_no_change=8,
                       tol=0.0, max_iter=200, alpha=1e-3)
@@ -269,15 +269,17 @@ def test_early_stopping_restores_the_best_validation_weights(spiral):
     per_epoch = []
     trainer.fit(X, y, callback=lambda info: per_epoch.append(
         [W.copy() for W in trainer.params]))
-    val_losses = trainer.history.val_loss
-    best = int(np.argmin(val_losses))
-    assert best < len(val_losses) - 1, "test needs a run whose last epoch is not the best"
+    val_losses, val_acc = trainer.history.val_loss, trainer.history.val_accuracy
+    best = int(np.argmax(val_acc))  # the first epoch of the best accuracy
+    assert best < len(val_acc) - 1, "test needs a run whose last epoch is not the best"
+    assert trainer.best_epoch == best + 1 and trainer.best_score == val_acc[best]
     for W, W_best in zip(trainer.params, per_epoch[best], strict=True):
         np.testing.assert_array_equal(W, W_best)
     # the split the trainer used: stratified_split is its first use of the rng
     _, va = stratified_split(y, 0.2, np.random.default_rng(7))
     final_val = loss(trainer.params, X[va], y[va], cfg.alpha)
-    assert final_val == pytest.approx(min(val_losses), rel=1e-12)
+    assert final_val == pytest.approx(val_losses[best], rel=1e-12)
+    assert accuracy(trainer.params, X[va], y[va]) == val_acc[best]
     assert trainer.best_loss == pytest.approx(min(val_losses), rel=1e-15)
 
 
