@@ -405,8 +405,8 @@ def _epoch_part(t, data, net, rule, work):
     input features ``edges[t]:edges[t+1]``; meet; (B) the middle on its share of the
     examples, then gather its block of the next batch; meet; (C) its rows of dW2 and of w2
     (``w2_edges``), its backward GEMM and the update of its rows of W1.  Part 0 writes the
-    batch losses to ``work.losses`` (and accuracies to ``work.hits``); the part that owns the last block gathers labels and
-    writes ``work.batch_weight``.
+    batch losses to ``work.losses`` (and accuracies to ``work.hits``); the part that owns
+    the last block gathers labels and writes ``work.batch_weight``.
 
     Returns the number of batches done: all of them, or k + 1 if batch k's loss was not
     finite (that batch is not applied), or -1 if the epoch was aborted.

@@ -692,8 +692,8 @@ class Trainer:
         except TrainingDiverged as exc:
             for W, old in zip(self.params, start, strict=True):
                 W[...] = old
-            raise TrainingDiverged(f"L-BFGS diverged: {exc}; scale the inputs (e.g. StandardScaler)") \
-                from None
+            raise TrainingDiverged(
+                f"L-BFGS diverged: {exc}; scale the inputs (e.g. StandardScaler)") from None
         except KeyboardInterrupt:  # back to the last accepted iterate
             for W, old in zip(self.params, state["last"], strict=True):
                 W[...] = old
