@@ -24,7 +24,7 @@ from .network import Params, as_generator, forward, init_params, log_softmax
 from .optim import SCHEDULES, SOLVERS, make_optimizer, make_schedule
 
 __all__ = ["TrainConfig", "EpochInfo", "Progress", "History", "Trainer", "TrainingDiverged",
-           "DivergenceWarning", "check_input_range", "train"]
+           "DivergenceWarning", "auto_batch_size", "check_input_range", "evaluate", "train"]
 
 # An epoch is run in slices of about this many flops (6·D·H per example: the forward and the
 # backward GEMM, and the update), so that a slow epoch still reports progress a few times a
@@ -51,7 +51,7 @@ def _fix(lr):
             f"inputs (e.g. StandardScaler; `relunet train` does unless --scale none)")
 
 
-def check_input_range(X, dtype, feature_names=None, *, what="training dtype"):
+def check_input_range(X, dtype, feature_names=None, *, what="training dtype", n_terms=1):
     """Refuse inputs whose squares overflow ``dtype`` (ValueError naming the column).
 
     A square of an input enters every gradient of ``W1`` and Adam's squared-gradient average;
@@ -64,6 +64,11 @@ def check_input_range(X, dtype, feature_names=None, *, what="training dtype"):
     dtype : float dtype whose range applies
     feature_names : sequence of str, optional
         Names of the columns, for the message.
+    what : str
+        What uses ``dtype``, for the message.
+    n_terms : int
+        The squares are summed over this many rows (a scaler's variance): the limit is
+        ``sqrt(max / n_terms)``.
 
     Raises
     ------
@@ -73,7 +78,7 @@ def check_input_range(X, dtype, feature_names=None, *, what="training dtype"):
     X = np.asarray(X)
     if X.ndim != 2 or X.size == 0 or X.dtype.kind not in "fiu":
         return
-    limit = math.sqrt(float(np.finfo(dtype).max))
+    limit = math.sqrt(float(np.finfo(dtype).max) / max(int(n_terms), 1))
     with np.errstate(invalid="ignore"):
         big = np.maximum(X.max(axis=0), -X.min(axis=0)).astype(np.float64)
     bad = np.flatnonzero(big > limit)  # (NaN compares False: NaN has its own message)
@@ -84,7 +89,8 @@ def check_input_range(X, dtype, feature_names=None, *, what="training dtype"):
                 else f"column {j + 1}")
         more = f" (and {bad.size - 1} more columns)" if bad.size > 1 else ""
         raise ValueError(
-            f"{name}{more} holds {float(value):.3g}, whose square overflows "
+            f"{name}{more} holds {float(value):.3g}, whose square"
+            f"{'' if n_terms <= 1 else f' summed over {n_terms} rows'} overflows "
             f"{np.dtype(dtype).name} (the {what}; its largest number is "
             f"{float(np.finfo(dtype).max):.3g}): training could not compute finite gradients. "
             f"Scale the inputs (e.g. StandardScaler) or express that column in larger units"
@@ -95,7 +101,7 @@ def check_input_range(X, dtype, feature_names=None, *, what="training dtype"):
 class TrainConfig:
     """Hyper-parameters of a fit (scikit-learn's names where the idea is the same).
 
-    ``batch_size=None`` means ``min(200, n_samples)``; ``"gd"`` and ``"lbfgs"`` always use
+    ``batch_size=None`` means :func:`auto_batch_size`; ``"gd"`` and ``"lbfgs"`` always use
     the full batch.  ``tol`` and ``n_iter_no_change`` watch the training loss, which stalls
     when it has not fallen by ``tol · max(1, |best loss|)`` (relative above 1, so the rule
     works at any loss scale), or, when ``early_stopping`` holds out a stratified
@@ -231,6 +237,18 @@ class History:
         return [dict(vars(e)) for e in self.epochs]
 
 
+def auto_batch_size(n):
+    """The default mini-batch size for ``n`` examples: ``min(128, max(32, ceil(n / 50)))``.
+
+    128 on large data (Fashion-MNIST: the batch of the measured recipe, Adam 1e-3 + cosine,
+    test accuracy 0.898 at H=256 in 30 epochs); 32 on small tables, so that they still get
+    at least ~50 steps per epoch (scikit-learn's ``min(200, n)`` gives iris one step per epoch:
+    with a cosine schedule over 200 epochs that under-fits, 0.83 against 0.95).  Measured
+    in README ("Defaults").
+    """
+    return min(128, max(32, math.ceil(n / 50)))
+
+
 def stratified_split(y, fraction, rng):
     """Indices ``(train, val)`` holding out ``fraction`` of each class (at least one each).
 
@@ -278,9 +296,21 @@ def _all_finite(X, chunk=4096):
     return all(np.isfinite(X[i : i + chunk]).all() for i in range(0, X.shape[0], chunk))
 
 
-def _evaluate(params, X, y, sample_weight=None, chunk=4096):
+def evaluate(params, X, y, sample_weight=None, chunk=4096):
     """Mean data loss and accuracy of ``params`` on ``(X, y)`` (weighted by ``sample_weight``,
-    as the training loss is), in chunks (bounded memory)."""
+    as the training loss is), in chunks (bounded memory).
+
+    Parameters
+    ----------
+    params : Params
+    X : array of shape (N, D)
+    y : int array of shape (N,), class indices
+    sample_weight : array of shape (N,), optional
+
+    Returns
+    -------
+    (loss, accuracy) : (float, float)
+    """
     total = correct = 0.0
     for start in range(0, X.shape[0], chunk):
         f, _ = forward(params, X[start : start + chunk])
@@ -296,6 +326,9 @@ def _evaluate(params, X, y, sample_weight=None, chunk=4096):
             correct += float(np.sum(w[hit]))
     norm = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
     return total / norm, correct / norm
+
+
+_evaluate = evaluate
 
 
 class Trainer:
@@ -404,7 +437,7 @@ class Trainer:
         cfg = self.config
         if cfg.solver in ("gd", "lbfgs"):
             return n
-        return min(cfg.batch_size if cfg.batch_size is not None else 200, n)
+        return min(cfg.batch_size if cfg.batch_size is not None else auto_batch_size(n), n)
 
     def _workspace_for(self, batch_size):
         D, H, K = self.shape
