@@ -391,6 +391,7 @@ class Workspace:
         self._part_loss = [0.0] * T
         self._part_hits = [0.0] * T
         self._hit = np.empty(B, bool)
+        self._pred = np.empty(B, np.intp)
         self._batch_hits = 0.0  # weighted fraction of the last batch whose top score was right
         #: Σ over the last :meth:`run_epoch`'s batches of (fraction right × batch weight): the
         #: running training accuracy, from the scores the batches computed anyway.
@@ -462,7 +463,8 @@ class Workspace:
         flat += self._arange[:b]  # fT.flat[flat] is f[i, y_i]: no fancy-index temporaries
         fT_flat = fT.reshape(-1)
         np.take(fT_flat, flat, out=fy, mode="clip")
-        hit = np.greater_equal(fy, 0, out=self._hit[:b])  # the true class has the top score
+        pred = np.argmax(fT, axis=0, out=self._pred[:b])  # as predict: the first top score
+        hit = np.equal(pred, yb, out=self._hit[:b])
         self._batch_hits = (float(np.count_nonzero(hit)) / b if weights is None
                             else float(np.sum(weights[hit])) / float(np.sum(weights)))
         np.exp(fT, out=fT)

@@ -216,8 +216,8 @@ def _middle(P, b1, W2T, b2, yb, sw, scale, i0, i1, dh, dW2T, db2):
     normalised weights (1/b each, or w_i/Σw).  ``scale``: the optimizer's factor (fastpath).
     Writes ``dh[i0:i1]`` = ``scale · ∂L_d/∂h`` through the mask, ``dW2T`` (K, H) and ``db2``
     (K,) = this range's share of ``scale · ∂L_d/∂w2`` (transposed, and its bias row).
-    Returns Σ_i sw_i L_i over the range (float64) and Σ_i sw_i over the examples whose true
-    class has the highest score (the running training accuracy, free from the scores).
+    Returns Σ_i sw_i L_i over the range (float64) and Σ_i sw_i over the examples whose first
+    highest score is the true class's (the running training accuracy, free from the scores).
     """
     T = P.shape[0]
     H = P.shape[2]
@@ -249,11 +249,14 @@ def _middle(P, b1, W2T, b2, yb, sw, scale, i0, i1, dh, dW2T, db2):
                 acc += h[j] * w[j]
             f[k] = acc  # f = h·w2
         m = f[0]
+        top = 0
         for k in range(1, K):
-            m = max(m, f[k])  # a NaN score may be skipped here, but it still makes the loss NaN
+            if f[k] > m:  # a NaN score may be skipped here, but it still makes the loss NaN
+                m = f[k]
+                top = k  # the first highest score: predict's argmax
         y = yb[i]
         fy = f[y] - m
-        if fy >= 0:  # the true class has the highest score
+        if top == y:
             hits += sw[i]
         s = f[0] - f[0]  # 0, in the scores' dtype (float32 exp and sum for float32 data)
         for k in range(K):
