@@ -143,6 +143,7 @@ class TrainingDisplay:
         return self
 
     def __exit__(self, *exc):
+        self._say_stopping()  # a Ctrl-C that came after the last report
         if self._bar is not None:
             self._bar.stop()
 

@@ -506,7 +506,7 @@ class Trainer:
                 raise TrainingDiverged(
                     f"Adam's average of squared gradients overflowed {self.dtype.name} (a "
                     f"gradient above ~{math.sqrt(float(np.finfo(self.dtype).max)):.2g}): every "
-                    f"step from here on would be zero; {_fix(lr)}"
+                    f"step from here on would be zero; {_fix(self.config.learning_rate_init)}"
                 )
 
     # ------------------------------------------------------------------ public API
@@ -595,7 +595,8 @@ class Trainer:
             warnings.warn(
                 f"training diverged or oscillates: the training loss ended at "
                 f"{last.train_loss:.4g}, more than {CHANCE_FACTOR:g}x log K = {chance:.3g} (the "
-                f"loss of guessing every class equally likely); {_fix(last.learning_rate)}",
+                f"loss of guessing every class equally likely); "
+                f"{_fix(self.config.learning_rate_init)}",
                 DivergenceWarning, stacklevel=3,
             )
 
@@ -627,7 +628,7 @@ class Trainer:
             text = str(exc)
             if "the loss became" in text:
                 text += (" (the weights blew up: each step overshot further than the last)"
-                         f"; {_fix(lr)}")
+                         f"; {_fix(self.config.learning_rate_init)}")
             raise TrainingDiverged(f"training diverged in epoch {self.n_epochs + 1}: {text}") \
                 from None
         except KeyboardInterrupt:
