@@ -627,16 +627,16 @@ def cmd_train(args):
 
         check_input_range(X_tr, np.float64, ds.feature_names, n_terms=len(X_tr),
                           what=f"dtype of --scale {args.scale}'s sums of squares")
-    from .display import TrainingDisplay
+    from .display import TrainingDisplay, ctrl_c, print_summary, test_evaluator
 
     model = None
     display = TrainingDisplay(args.epochs, quiet=args.quiet, log_every=args.log_every,
-                              evaluate=_test_evaluator(lambda: model, Xte_in, y_te, y_tr))
+                              evaluate=test_evaluator(lambda: model, Xte_in, y_te, y_tr))
     model = _make_model(args, display)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # a ConvergenceWarning at max_iter: reported below
-        with display, _blas_threads(args.threads), _ctrl_c(display):
+        with display, _blas_threads(args.threads), ctrl_c(display):
             model.fit(Xtr_in, y_tr)
     if display.aborted:
         raise KeyboardInterrupt  # second Ctrl-C: nothing is saved
@@ -688,29 +688,7 @@ def cmd_train(args):
     }
 
     if not args.quiet:
-        from .display import fmt, print_table
-
-        rows = [
-            ("accuracy", fmt(train_acc), fmt(test_acc)),
-            ("log loss", fmt(metrics["train_log_loss"]), fmt(metrics["test_log_loss"])),
-            ("rows", len(X_tr), "-" if X_te is None else len(X_te)),
-        ]
-        print(flush=True)
-        print_table("", ("", "train", "test"), rows)
-        reason = metrics["stop_reason"]
-        print(f"epochs: {epochs}" + (f" (stopped: {reason})" if reason else "")
-              + f"   time: {fit_seconds:.2f} s")
-        if best_epoch is not None and best_epoch != epochs:
-            print(f"best epoch: {best_epoch} of {epochs}, validation accuracy {best_val:.4f}: "
-                  f"early stopping restored its weights (the figures above are theirs)")
-        if metrics["train_loss"] is not None:
-            print(f"final training loss: {metrics['train_loss']:.4f} (mean log loss over the "
-                  f"last epoch's batches as they were trained, plus the penalty "
-                  f"alpha/2*sum(w^2) = {penalty:.4f}; the table's log loss is the final "
-                  f"model's, without the penalty)")
-        if interrupted:
-            print(f"{net.stop_reason_}: the model holds the weights reached"
-                  + (" and is saved marked as interrupted" if args.out else ""))
+        print_summary(metrics, penalty=penalty, saved=args.out is not None)
     if args.out is not None:
         _save_model(model, args.out)
         _say(args, f"model saved to {args.out}")
@@ -730,29 +708,6 @@ def cmd_train(args):
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 
 
-def _test_evaluator(get_model, X_te, y_te, y_tr):
-    """``evaluate(params) -> (loss, accuracy)`` on the test data for the per-epoch test
-    curve (None without test data, or when a test label is not a training class)."""
-    if X_te is None or len(X_te) == 0:
-        return None
-    classes = np.unique(y_tr)  # the estimator's classes_ (LabelEncoder: sorted)
-    if not np.isin(y_te, classes).all():
-        return None
-    cache = {}
-
-    def evaluate(params):
-        from .train import evaluate as loss_and_accuracy
-
-        if "X" not in cache:  # the scaler was fitted before the network's first epoch
-            model = get_model()
-            X = model[:-1].transform(X_te) if hasattr(model, "steps") else X_te
-            cache["X"] = np.ascontiguousarray(X, dtype=params.W1.dtype)
-            cache["y"] = np.searchsorted(classes, y_te)
-        return loss_and_accuracy(params, cache["X"], cache["y"])
-
-    return evaluate
-
-
 @contextlib.contextmanager
 def _blas_threads(n):
     """At most ``n`` threads for training (the trainer uses as many as BLAS may)."""
@@ -763,30 +718,6 @@ def _blas_threads(n):
 
     with threadpool_limits(limits=n, user_api="blas"):
         yield
-
-
-@contextlib.contextmanager
-def _ctrl_c(display):
-    """First Ctrl-C: stop after the batches under way (the display's callbacks say so);
-    a second one: KeyboardInterrupt at once, and ``display.aborted``."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_sigint(signum, frame):
-        if display.stop_requested:
-            display.aborted = True
-            raise KeyboardInterrupt
-        display.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 # ------------------------------------------------------------------------------ evaluate

@@ -14,10 +14,14 @@ from then on its callbacks return True, and training stops after the batches und
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
-__all__ = ["TrainingDisplay", "print_table", "rich_console", "fmt"]
+import numpy as np
+
+__all__ = ["TrainingDisplay", "ctrl_c", "test_evaluator", "print_summary", "print_table",
+           "rich_console", "fmt"]
 
 
 def fmt(value, spec=".4f"):
@@ -274,3 +278,84 @@ class TrainingDisplay:
             record.update(self.extra.get(info.epoch, {}))
             out.append(record)
         return out
+
+
+def print_summary(metrics, *, penalty=None, saved=False, stream=None):
+    """The end-of-training summary of ``relunet train`` from its metrics dict: accuracy and
+    log loss table, epochs and stop reason, the best epoch when early stopping restored it,
+    what "final training loss" holds, and whether the run was interrupted."""
+    stream = stream if stream is not None else sys.stdout
+    rows = [
+        ("accuracy", fmt(metrics["train_accuracy"]), fmt(metrics["test_accuracy"])),
+        ("log loss", fmt(metrics["train_log_loss"]), fmt(metrics["test_log_loss"])),
+        ("rows", metrics["n_train"], metrics["n_test"] or "-"),
+    ]
+    print(file=stream, flush=True)
+    print_table("", ("", "train", "test"), rows, stream)
+    epochs, reason = metrics["epochs"], metrics["stop_reason"]
+    print(f"epochs: {epochs}" + (f" (stopped: {reason})" if reason else "")
+          + f"   time: {metrics['fit_seconds']:.2f} s", file=stream)
+    best = metrics.get("best_epoch")
+    if best is not None and best != epochs:
+        print(f"best epoch: {best} of {epochs}, validation accuracy "
+              f"{metrics['best_validation_accuracy']:.4f}: early stopping restored its weights "
+              f"(the figures above are theirs)", file=stream)
+    if metrics["train_loss"] is not None:
+        print(f"final training loss: {metrics['train_loss']:.4f} (mean log loss over the last "
+              f"epoch's batches as they were trained, plus the penalty alpha/2*sum(w^2)"
+              + (f" = {penalty:.4f}" if penalty is not None else "")
+              + "; the table's log loss is the final model's, without the penalty)",
+              file=stream)
+    if metrics.get("interrupted"):
+        print(f"{reason}: the model holds the weights reached"
+              + (" and is saved marked as interrupted" if saved else ""), file=stream)
+
+
+# ------------------------------------------------------------------ around a fit
+
+
+def test_evaluator(get_model, X_te, y_te, y_tr):
+    """``evaluate(params) -> (loss, accuracy)`` on the test data for the per-epoch test
+    curve (None without test data, or when a test label is not a training class)."""
+    if X_te is None or len(X_te) == 0:
+        return None
+    classes = np.unique(y_tr)  # the estimator's classes_ (LabelEncoder: sorted)
+    if not np.isin(y_te, classes).all():
+        return None
+    cache = {}
+
+    def evaluate(params):
+        from .train import evaluate as loss_and_accuracy
+
+        if "X" not in cache:  # the scaler was fitted before the network's first epoch
+            model = get_model()
+            X = model[:-1].transform(X_te) if hasattr(model, "steps") else X_te
+            cache["X"] = np.ascontiguousarray(X, dtype=params.W1.dtype)
+            cache["y"] = np.searchsorted(classes, y_te)
+        return loss_and_accuracy(params, cache["X"], cache["y"])
+
+    return evaluate
+
+
+@contextlib.contextmanager
+def ctrl_c(display):
+    """First Ctrl-C: stop after the batches under way (the display's callbacks say so);
+    a second one: KeyboardInterrupt at once, and ``display.aborted``."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum, frame):
+        if display.stop_requested:
+            display.aborted = True
+            raise KeyboardInterrupt
+        display.request_stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
