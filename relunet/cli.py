@@ -151,6 +151,9 @@ data formats (by extension):
 """
 
 TRAIN_EPILOG = FORMATS_HELP + """
+Ctrl-C stops after the batches under way, prints the summary and saves --out marked as
+interrupted (exit status 130); a second Ctrl-C aborts without saving.
+
 examples:
   relunet train                                     # built-in digits, a few seconds
   relunet train --dataset spiral --plots plots/     # 2-D toy data with decision regions
