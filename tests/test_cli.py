@@ -578,3 +578,26 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("error:") and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_every_training_flag_reaches_the_estimator():
+    args = cli.build_parser().parse_args([
+        "train", "--schedule", "constant", "--momentum", "0.5", "--batch-size", "64",
+        "--validation-fraction", "0.2", "--patience", "3", "--class-weight", "balanced",
+        "--dtype", "float64", "--solver", "sgd", "--early-stopping"])
+    net = cli._make_model(args, None).steps[-1][1]
+    assert (net.learning_rate, net.momentum, net.batch_size, net.validation_fraction,
+            net.n_iter_no_change, net.class_weight, net.dtype, net.solver,
+            net.early_stopping) == ("constant", 0.5, 64, 0.2, 3, "balanced", "float64", "sgd",
+                                    True)
+    defaults = cli._make_model(cli.build_parser().parse_args(["train"]), None).steps[-1][1]
+    # the CLI's training defaults are the estimator's (README "Defaults")
+    for name in ("learning_rate", "learning_rate_init", "batch_size", "max_iter", "alpha",
+                 "momentum", "n_iter_no_change", "validation_fraction", "dtype", "solver"):
+        assert getattr(defaults, name) == getattr(relunet.ReluNetClassifier(), name), name
+
+
+def test_threads_flag_trains(capsys):
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "3", "--threads",
+                         "1", "--quiet")
+    assert code == 0, err
