@@ -109,5 +109,5 @@ def test_ctrl_c_saves_the_model_marked_interrupted_and_exits_130(tmp_path):
     with zipfile.ZipFile(model) as z:
         meta = json.loads(np.load(z.open("metadata.npy")).tobytes())
     assert meta["training"]["interrupted"] is True
-    assert np.mean(m.predict(X[:2000]) == y[:2000]) > 0.9  # the work so far is in it
+    assert np.mean(m.predict(X[:2000]) == y[:2000]) > 0.75  # trained (chance: 0.5)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary files
