@@ -583,18 +583,19 @@ class Trainer:
             for W, best in zip(self.params, self._best_params, strict=True):
                 W[...] = best
         self._best_params = None
-        self._warn_if_diverged(y)
+        self._warn_if_diverged()
         return self
 
-    def _warn_if_diverged(self, y):
+    def _warn_if_diverged(self):
         if not self.history.epochs:
             return
         last = self.history.epochs[-1]
         chance = math.log(max(self.shape[2], 2))
-        if self.best_epoch is None and last.train_loss > CHANCE_FACTOR * chance:
+        data_loss = last.train_loss - self._reg()  # a strong L2 penalty is no divergence
+        if self.best_epoch is None and data_loss > CHANCE_FACTOR * chance:
             warnings.warn(
                 f"training diverged or oscillates: the training loss ended at "
-                f"{last.train_loss:.4g}, more than {CHANCE_FACTOR:g}x log K = {chance:.3g} (the "
+                f"{data_loss:.4g}, more than {CHANCE_FACTOR:g}x log K = {chance:.3g} (the "
                 f"loss of guessing every class equally likely); "
                 f"{_fix(self.config.learning_rate_init)}",
                 DivergenceWarning, stacklevel=3,
