@@ -25,7 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import arrayapi
 from .fastpath import PREDICT_CHUNK, forward_rows
 from .network import Params, init_params, log_softmax
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, check_input_range
 
 __all__ = ["ReluNetClassifier"]
 
@@ -65,12 +65,16 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         SGD; ``"adam"`` Adam; ``"lbfgs"`` SciPy's L-BFGS-B on the full-batch loss (one
         epoch per iteration; no ``partial_fit``).
     batch_size : int or "auto", default="auto"
-        Mini-batch size for ``"sgd"``/``"adam"``; ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="constant"
+        Mini-batch size for ``"sgd"``/``"adam"``; ``"auto"`` is
+        ``min(128, max(32, ceil(n_samples / 50)), n_samples)``
+        (:func:`relunet.train.auto_batch_size`; scikit-learn's is ``min(200, n_samples)``:
+        see Notes).
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, default="cosine"
         Schedule of the step size per epoch.  ``"cosine"`` anneals it towards 0 over
         ``max_iter`` epochs (it reaches ``lr·π²/(4·max_iter²)`` in the last one); epochs
         beyond those, by ``partial_fit`` after ``fit``, start a new cycle from
-        ``learning_rate_init`` (warm restarts).
+        ``learning_rate_init`` (warm restarts).  scikit-learn's default is ``"constant"``:
+        see Notes.
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
         Exponent of ``"invscaling"``.
@@ -94,8 +98,9 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
-        Hold out a stratified ``validation_fraction``, monitor its loss instead of the
-        training loss and restore the best weights on it at the end.
+        Hold out a stratified ``validation_fraction``, monitor its accuracy instead of the
+        training loss (stop when it has not risen by ``tol`` for ``n_iter_no_change``
+        epochs, as scikit-learn does) and restore the weights of its best epoch at the end.
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's constants.
@@ -111,7 +116,10 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
     callback : callable or None, default=None
         ``callback(info)`` with a :class:`relunet.train.EpochInfo` after every epoch
         (``info.epoch`` counts the epochs of the current call); returning ``True`` stops
-        training (``stop_reason_ == "stopped by callback"``).
+        training (``stop_reason_ == "stopped by callback"``).  If the callback also has a method
+        ``on_progress``, it is called within epochs with a :class:`relunet.train.Progress`
+        (running loss and accuracy, a few times a second on large data); returning ``True``
+        from it stops training after the batches under way (``interrupted_``).
 
     Attributes
     ----------
@@ -130,7 +138,11 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         Held-out loss and accuracy per epoch when the fit used ``early_stopping``, else None
         (weighted by the held-out examples' weights, as the training loss is).
     best_loss_ : float
-        The lowest monitored loss (validation loss with ``early_stopping``).
+        The lowest training loss (validation loss with ``early_stopping``).
+    best_validation_score_ : float or None
+        The best validation accuracy with ``early_stopping`` (whose weights were restored).
+    interrupted_ : bool
+        The last ``fit`` was interrupted (Ctrl-C, or ``on_progress`` returned True).
     n_iter_ : int
         Epochs run (accumulates like ``loss_curve_``).
     t_ : int
@@ -145,9 +157,10 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    Defaults are the issue's (scikit-learn's names and, where the idea is the same, values);
-    they were kept after measuring.  Digits, ``StandardScaler()`` + ``ReluNetClassifier()``,
-    shuffled stratified 5-fold ``cross_val_score``, mean over 2-6 seeds (one BLAS thread):
+    scikit-learn's names and, where the idea is the same, values.  The first measurements
+    (earlier defaults: a constant rate, batches of 200), digits, ``StandardScaler()`` +
+    ``ReluNetClassifier()``, shuffled stratified 5-fold ``cross_val_score``, mean over 2-6
+    seeds (one BLAS thread):
 
     ===========================  ========  =================================================
     variant                      accuracy  verdict
@@ -165,7 +178,7 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
                                  0.974 /   only (no ``partial_fit``, memory ∝ N); adam is the
                                  0.972     robust default that scales
     ``dtype`` float64            0.977     no accuracy gain; fits take 1.4x as long
-    ``learning_rate`` cosine     0.976     ties; "constant" lets ``tol`` stop early
+    ``learning_rate`` cosine     0.976     ties on digits; since chosen (below)
     ===========================  ========  =================================================
 
     With scikit-learn's default *unshuffled* ``cv=5`` (folds split by writer) every model
@@ -179,8 +192,22 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
     * ``tol=1e-4``, ``n_iter_no_change=10``, ``max_iter=200``: digits stops by ``tol``
       after ~140 epochs; a ``ConvergenceWarning`` says when ``max_iter`` cut a fit short.
 
-    A failed ``fit``/``partial_fit`` (invalid parameters or data, :class:`TrainingDiverged`,
-    an exception from the callback, Ctrl-C) leaves a fitted model exactly as it was.
+    **Defaults changed by measurement** (README, "Defaults"): ``learning_rate="cosine"`` (was
+    ``"constant"``) and ``batch_size="auto"`` = 32 on small data, 128 from 6,400 rows (was
+    ``min(200, n)``).  Fashion-MNIST (60k images, official test set), 30 epochs, Adam 1e-3,
+    batch 128, cosine: H=256 0.898, H=1024 0.904 (constant rate: the wider net was *worse*).
+    Small tables (iris, wine, breast cancer, digits; StandardScaler; 6 stratified 75/25
+    splits): 0.947 / 0.993 / 0.973 / 0.977 against ``MLPClassifier()``'s 0.943 / 0.989 /
+    0.967 / 0.977.  With sklearn's batch rule the cosine schedule under-fits iris (one step
+    per epoch: 0.83).  ``max_iter=200``, ``learning_rate_init=1e-3``, ``alpha``, ``tol``
+    as before: 100 epochs cost iris 5 points.
+
+    Ctrl-C during ``fit`` behaves as in scikit-learn's ``MLPClassifier``: training stops, a
+    ``UserWarning`` ("Training interrupted by user") is issued, and the model keeps the
+    weights of the last complete epoch (``interrupted_`` is True).  Any other failed
+    ``fit``/``partial_fit`` (invalid parameters or data, :class:`TrainingDiverged`, an
+    exception from the callback), and Ctrl-C during ``partial_fit``, leaves a fitted model
+    exactly as it was.
 
     Under ``sklearn.set_config(array_api_dispatch=True)`` (with ``SCIPY_ARRAY_API=1``),
     non-NumPy ``X`` (PyTorch, CuPy, ...) is trained on and predicted in its own library and on
@@ -227,7 +254,7 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         alpha=1e-4,
         solver="adam",
         batch_size="auto",
-        learning_rate="constant",
+        learning_rate="cosine",
         learning_rate_init=1e-3,
         power_t=0.5,
         max_iter=200,
@@ -352,6 +379,9 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         continuing = fitted and (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=not continuing, dtype=dtype, order="C")
         check_classification_targets(y)
+        names = getattr(self, "feature_names_in_", None)
+        check_input_range(X, dtype, None if names is None else list(names),
+                          what=f"dtype={self.dtype!r}")
 
         if incremental:
             classes_ = self._partial_fit_classes(classes, fitted)
@@ -416,7 +446,8 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
             trainer.stop_reason = "partial_fit (one epoch)"
             trainer.partial_fit(X, y_enc, weights, callback=callback)
         else:
-            trainer.fit(X, y_enc, weights, callback=callback)
+            trainer.fit(X, y_enc, weights, callback=callback,
+                        progress=getattr(self.callback, "on_progress", None))
         new_epochs = trainer.history.epochs[epochs_before:]
 
         # ---- success: commit everything at once
@@ -442,11 +473,18 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
             self.validation_loss_curve_ = None
             self.validation_scores_ = None
         self.best_loss_ = min(self.best_loss_, trainer.best_loss) if prev else trainer.best_loss
+        self.best_validation_score_ = trainer.best_score if has_val else None
+        self.interrupted_ = bool(trainer.interrupted) and not incremental
         self.n_iter_ = n_before + len(new_epochs)
         self.t_ = (self.t_ if prev else 0) + trainer.n_samples_seen - seen_before
         self.stop_reason_ = trainer.stop_reason
         self._trainer = trainer
         self.fit_seconds_ = time.perf_counter() - t_start
+        if self.interrupted_:  # as scikit-learn's MLPClassifier: keep the weights, say so
+            warnings.warn(f"Training interrupted by user: {type(self).__name__} keeps the "
+                          f"weights of the {len(new_epochs)} epochs completed", UserWarning,
+                          stacklevel=4)
+            return None
         if not incremental and trainer.stop_reason == "max_iter" and self.learning_rate != "cosine":
             return (
                 f"{type(self).__name__} reached max_iter={self.max_iter} epochs before the loss "

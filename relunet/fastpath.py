@@ -428,6 +428,13 @@ class Workspace:
         self._db2 = np.empty((T, K), dtype)
         self._sw = np.empty(B, np.float64)  # normalised example weights
         self._part_loss = [0.0] * T
+        self._part_hits = [0.0] * T
+        self._hit = np.empty(B, bool)
+        self._pred = np.empty(B, np.intp)
+        self._batch_hits = 0.0  # weighted fraction of the last batch whose top score was right
+        #: Σ over the last :meth:`run_epoch`'s batches of (fraction right × batch weight): the
+        #: running training accuracy, from the scores the batches computed anyway.
+        self.epoch_hits = 0.0
         self._epoch_buffers = None  # the compiled epoch's gather buffers, on first use
 
     # ------------------------------------------------------------------ batches
@@ -495,6 +502,10 @@ class Workspace:
         flat += self._arange[:b]  # fT.flat[flat] is f[i, y_i]: no fancy-index temporaries
         fT_flat = fT.reshape(-1)
         np.take(fT_flat, flat, out=fy, mode="clip")
+        pred = np.argmax(fT, axis=0, out=self._pred[:b])  # as predict: the first top score
+        hit = np.equal(pred, yb, out=self._hit[:b])
+        self._batch_hits = (float(np.count_nonzero(hit)) / b if weights is None
+                            else float(np.sum(weights[hit])) / float(np.sum(weights)))
         np.exp(fT, out=fT)
         np.sum(fT, axis=0, out=row)
         fT /= row  # fT is now pᵀ
@@ -560,8 +571,9 @@ class Workspace:
         else:
             np.divide(weights[i0:i1], weights.sum(), out=sw[i0:i1])  # same Σ in every part
         # h, softmax, df, dh and this part's share of dW2, GIL released (relunet.kernels)
-        self._part_loss[t] = kernels.middle(self._partials, W1[-1], self._W2T, W2[-1], yb, sw,
-                                            scale, i0, i1, self._dh, self._dW2T[t], self._db2[t])
+        self._part_loss[t], self._part_hits[t] = kernels.middle(
+            self._partials, W1[-1], self._W2T, W2[-1], yb, sw, scale, i0, i1, self._dh,
+            self._dW2T[t], self._db2[t])
 
     def _batch_loss(self):
         """The batch's mean (or weighted) data loss, from the parts' shares (fixed order)."""
@@ -620,6 +632,7 @@ class Workspace:
                 self._kernels = False
                 return self.loss_and_grads(params, Xb, yb, alpha, weights)
             loss = self._batch_loss()
+            self._batch_hits = math.fsum(self._part_hits)
         for t in range(self.n_parts):
             self._backward_part(t, blocks[t], dW1)
         if alpha:  # the α-term, through the per-part scratch (no temporary)
@@ -638,8 +651,10 @@ class Workspace:
         X : array of shape (n, D), C-contiguous, of ``dtype``
         y : int array of shape (n,)
         sample_weight : float array of shape (n,) or None
-        order : int array of shape (n,) or None
-            The order of the examples (a permutation); None: ``X`` in order, batches are views.
+        order : int array of shape (m,) or None
+            The examples, in order, that make up the batches: a permutation of ``range(n)``,
+            or part of one (the trainer runs an epoch in a few such slices, to report
+            progress between them); None: ``X`` in order, batches are views.
         alpha : float
         optimizer : an optimizer of :mod:`relunet.optim`
         lr : float
@@ -651,20 +666,24 @@ class Workspace:
             Σ over batches of the batch's mean data loss times its weight (its size, or its
             sum of example weights), and Σ of those weights.  If a batch's loss is not
             finite, the epoch stops before that batch's update and ``total`` is that loss.
+            :attr:`epoch_hits` gets the matching Σ of (fraction of the batch whose true class
+            had the top score) × weight: ``epoch_hits / weight`` is the running accuracy.
         """
         check_class_indices(y, self.shape[2])  # once per epoch, for both loops
+        self.epoch_hits = 0.0
         kernels = self._use_kernels()
         rule = _rule_of(optimizer) if kernels is not None else None
         # One batch per epoch (full-batch "gd") has no per-batch Python to save, and the
         # compiled epoch would gather it, i.e. copy X: the NumPy loop takes X as it is.
-        if rule is not None and X.flags.c_contiguous and X.shape[0] > self.batch_size:
+        n_rows = X.shape[0] if order is None else len(order)
+        if rule is not None and X.flags.c_contiguous and n_rows > self.batch_size:
             return self._run_epoch_compiled(kernels, rule, params, X, y, sample_weight, order,
                                             alpha, optimizer, lr)
         W1, W2 = params
         dW1, dW2 = self.grads
-        T, B, n = self.n_parts, self.batch_size, X.shape[0]
+        T, B, n = self.n_parts, self.batch_size, n_rows
         starts = range(0, n, B)
-        shared = {"total": 0.0, "weight": 0.0, "stop": False, "coeffs": None}
+        shared = {"total": 0.0, "weight": 0.0, "hits": 0.0, "stop": False, "coeffs": None}
         state1 = [optimizer.state_of(0, rows) for rows in self._rows]
         state2 = optimizer.state_of(1)
 
@@ -674,7 +693,7 @@ class Workspace:
         if order is not None and use_blocks:
             # Row i of X is rows i*T .. i*T+T-1 of this view, one per part: np.take gathers
             # a part's block of columns of the batch straight into its own buffer.
-            X_blocks = X.reshape(n * T, X.shape[1] // T)
+            X_blocks = X.reshape(X.shape[0] * T, X.shape[1] // T)
         n_chunks = 2 * T  # the next batch is gathered in chunks, taken by whoever is free
 
         def batch(k):
@@ -733,6 +752,7 @@ class Workspace:
             w = yb.shape[0] if wb is None else float(wb.sum())
             shared["total"] += loss * w
             shared["weight"] += w
+            shared["hits"] += self._batch_hits * w
             return True
 
         def work(t, barrier):
@@ -770,6 +790,7 @@ class Workspace:
                 optimizer.blas = None
         if shared["stop"]:
             return shared["total"], 1.0
+        self.epoch_hits = shared["hits"]
         return shared["total"], shared["weight"]
 
     def _run_epoch_compiled(self, kernels, rule, params, X, y, sample_weight, order, alpha,
@@ -782,13 +803,15 @@ class Workspace:
         """
         W1, W2 = params
         dW1, dW2 = self.grads
-        T, B, n, (D, H, _) = self.n_parts, self.batch_size, X.shape[0], self.shape
+        T, B, (D, H, _) = self.n_parts, self.batch_size, self.shape
+        N = X.shape[0]
+        n = N if order is None else len(order)
         n_batches = -(-n // B)
         given_order, steps_before = order, getattr(optimizer, "t", None)
         if order is None:
             order = np.arange(n)
-        elif order.shape != (n,) or (n and (order.min() < 0 or order.max() >= n)):
-            raise ValueError(f"order must be {n} row numbers in 0..{n - 1}")
+        elif order.ndim != 1 or (n and (order.min() < 0 or order.max() >= N)):
+            raise ValueError(f"order must be row numbers in 0..{N - 1}")
         scale, steps = np.empty(n_batches), np.empty((n_batches, 2), self.dtype)
         for k in range(n_batches):  # the rule's coefficients of each step (its t for Adam)
             c = optimizer.begin(lr)
@@ -812,7 +835,7 @@ class Workspace:
         work = kernels_module.EpochWork(
             edges, w2_edges, blocks, ys, ws, np.empty(n_batches), self._partials, self._dh,
             self._dW2T, self._db2, self._W2T, self._sw, self._ones, np.zeros(T),
-            np.empty(n_batches), sync)
+            np.empty(n_batches), sync, np.zeros(T), np.empty(n_batches))
         data = kernels_module.EpochData(
             X, np.ascontiguousarray(order, np.intp), np.ascontiguousarray(y, np.intp),
             np.empty(0) if sample_weight is None
@@ -837,11 +860,13 @@ class Workspace:
                                   lr)
         if done < n_batches:  # batch done-1 gave a non-finite loss and was not applied
             return float(work.losses[done - 1]), 1.0
-        total = weight = 0.0
+        total = weight = hits = 0.0
         for k in range(n_batches):  # in batch order, as the NumPy loop adds them up
             w = float(work.batch_weight[k])
             total += float(work.losses[k]) * w
+            hits += float(work.hits[k]) * w
             weight += w
+        self.epoch_hits = hits
         return total, weight
 
 

@@ -147,6 +147,7 @@ def save(model, path, *, table=None):
             "best_loss": clf.best_loss_,
             "final_loss": loss_curve[-1] if loss_curve else None,
             "stop_reason": clf.stop_reason_,
+            "interrupted": bool(getattr(clf, "interrupted_", False)),
             "fit_seconds": clf.fit_seconds_,
             "loss_curve": loss_curve,
             "validation_loss_curve": clf.validation_loss_curve_,
@@ -686,6 +687,7 @@ def _build_classifier(reader, meta):
     clf.t_ = int(tr["t"])
     clf.history_ = [dict(h) for h in history]
     clf.stop_reason_ = str(tr.get("stop_reason", ""))
+    clf.interrupted_ = tr.get("interrupted") is True
     clf.fit_seconds_ = float(tr.get("fit_seconds") or 0.0)
     return clf
 

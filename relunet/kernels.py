@@ -33,7 +33,7 @@ EpochData = namedtuple("EpochData", "X order y sample_weight")
 EpochNet = namedtuple("EpochNet", "W1 W2 dW1 dW2 m1 v1 m2 v2")
 EpochRule = namedtuple("EpochRule", "code hyper scale step")
 EpochWork = namedtuple("EpochWork", "edges w2_edges blocks ys ws batch_weight partials dh dW2T "
-                                    "db2 W2T sw ones part_loss losses sync")
+                                    "db2 W2T sw ones part_loss losses sync part_hits hits")
 GD, SGD, ADAM = 0, 1, 2  # EpochRule.code
 SPIN_POLLS = 4000  # barrier: polls of memory before each poll also yields the CPU
 
@@ -216,7 +216,8 @@ def _middle(P, b1, W2T, b2, yb, sw, scale, i0, i1, dh, dW2T, db2):
     normalised weights (1/b each, or w_i/Σw).  ``scale``: the optimizer's factor (fastpath).
     Writes ``dh[i0:i1]`` = ``scale · ∂L_d/∂h`` through the mask, ``dW2T`` (K, H) and ``db2``
     (K,) = this range's share of ``scale · ∂L_d/∂w2`` (transposed, and its bias row).
-    Returns Σ_i sw_i L_i over the range (float64).
+    Returns Σ_i sw_i L_i over the range (float64) and Σ_i sw_i over the examples whose first
+    highest score is the true class's (the running training accuracy, free from the scores).
     """
     T = P.shape[0]
     H = P.shape[2]
@@ -228,6 +229,7 @@ def _middle(P, b1, W2T, b2, yb, sw, scale, i0, i1, dh, dW2T, db2):
     db = np.zeros(K, W2T.dtype)
     dW2T[:] = 0
     total = 0.0
+    hits = 0.0
     for i in range(i0, i1):
         h = P[0, i]
         for t in range(1, T):
@@ -247,10 +249,15 @@ def _middle(P, b1, W2T, b2, yb, sw, scale, i0, i1, dh, dW2T, db2):
                 acc += h[j] * w[j]
             f[k] = acc  # f = h·w2
         m = f[0]
+        top = 0
         for k in range(1, K):
-            m = max(m, f[k])  # a NaN score may be skipped here, but it still makes the loss NaN
+            if f[k] > m:  # a NaN score may be skipped here, but it still makes the loss NaN
+                m = f[k]
+                top = k  # the first highest score: predict's argmax
         y = yb[i]
         fy = f[y] - m
+        if top == y:
+            hits += sw[i]
         s = f[0] - f[0]  # 0, in the scores' dtype (float32 exp and sum for float32 data)
         for k in range(K):
             f[k] = math.exp(f[k] - m)
@@ -277,7 +284,7 @@ def _middle(P, b1, W2T, b2, yb, sw, scale, i0, i1, dh, dW2T, db2):
         for j in range(H):
             d[j] = d[j] if h[j] > 0 else 0  # through the ReLU's Heaviside Θ(h)
     db2[:] = db
-    return total
+    return total, hits
 
 
 def _reduce_w2(dW2T, db2, n, W2, penalty, out, j0, j1):
@@ -401,8 +408,8 @@ def _epoch_part(t, data, net, rule, work):
     input features ``edges[t]:edges[t+1]``; meet; (B) the middle on its share of the
     examples, then gather its block of the next batch; meet; (C) its rows of dW2 and of w2
     (``w2_edges``), its backward GEMM and the update of its rows of W1.  Part 0 writes the
-    batch losses to ``work.losses``; the part that owns the last block gathers labels and
-    writes ``work.batch_weight``.
+    batch losses to ``work.losses`` (and accuracies to ``work.hits``); the part that owns
+    the last block gathers labels and writes ``work.batch_weight``.
 
     Returns the number of batches done: all of them, or k + 1 if batch k's loss was not
     finite (that batch is not applied), or -1 if the epoch was aborted.
@@ -437,8 +444,9 @@ def _epoch_part(t, data, net, rule, work):
         for i in range(i0, i1):
             sw[i] = work.ws[now, i] / work.batch_weight[k] if data.sample_weight.shape[0] \
                 else 1.0 / b
-        work.part_loss[t] = _middle(work.partials, W1[D], work.W2T, W2[H], work.ys[now, :b], sw,
-                                    rule.scale[k], i0, i1, work.dh, work.dW2T[t], work.db2[t])
+        work.part_loss[t], work.part_hits[t] = _middle(
+            work.partials, W1[D], work.W2T, W2[H], work.ys[now, :b], sw, rule.scale[k], i0, i1,
+            work.dh, work.dW2T[t], work.db2[t])
         if k + 1 < n_batches:
             nxt, start1 = 1 - now, start + B
             b1 = min(B, n - start1)
@@ -455,6 +463,10 @@ def _epoch_part(t, data, net, rule, work):
             loss += work.part_loss[s]
         if t == 0:
             work.losses[k] = loss
+            hit = 0.0
+            for s in range(n_parts):
+                hit += work.part_hits[s]
+            work.hits[k] = hit
         if not math.isfinite(loss):
             return k + 1
         # (C) this part's rows of dW2 and w2, then of dW1 and W1

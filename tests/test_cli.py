@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import relunet
-from relunet import cli
+from relunet import cli, display
 from relunet.data import read_data
 
 FAST = ["--epochs", "15", "--hidden", "16", "--learning-rate", "0.01"]
@@ -174,7 +174,7 @@ def test_plain_progress_is_one_line_per_epoch_and_quiet_is_silent(capsys):
 
 def test_rich_progress_and_table_on_a_terminal(capsys, monkeypatch):
     pytest.importorskip("rich")
-    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(display, "_is_tty", lambda stream: True)
     code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "4")
     assert code == 0, err
     assert "accuracy" in out
@@ -182,12 +182,12 @@ def test_rich_progress_and_table_on_a_terminal(capsys, monkeypatch):
 
 
 def test_rich_missing_falls_back_to_plain_lines(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(display, "_is_tty", lambda stream: True)
     monkeypatch.setitem(sys.modules, "rich", None)
     monkeypatch.setitem(sys.modules, "rich.console", None)
     code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "3")
     assert code == 0, err
-    assert "epoch    3/3" in out
+    assert "epoch 3/3" in out
 
 
 def test_scale_choices_travel_with_the_model(capsys, tmp_path):
@@ -216,7 +216,8 @@ def test_plots_for_spiral_and_digits(capsys, tmp_path):
     assert code == 0, err
     for sub, special in (("spiral", "decision_regions.png"), ("digits", "weights.png")):
         names = sorted(os.listdir(tmp_path / sub))
-        assert names == sorted(["loss.png", "accuracy.png", "confusion.png", special])
+        assert names == sorted(["loss.png", "accuracy.png", "confusion.png",
+                                "confusion_normalized.png", special])
         for name in names:
             data = (tmp_path / sub / name).read_bytes()
             assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -571,7 +572,7 @@ def test_console_script_trains_and_predicts(tmp_path):
     done = subprocess.run([exe, "train", *map(str, data), *FAST, "--out", str(model)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "epoch   15/15" in done.stdout and f"model saved to {model}" in done.stdout
+    assert "epoch 15/15" in done.stdout and f"model saved to {model}" in done.stdout
     done = subprocess.run([exe, "predict", str(model), str(data[0])], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -709,3 +710,26 @@ def test_broken_stdout_pipe_still_writes_every_file(tmp_path):
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 2 and "Traceback" not in done.stderr
     assert relunet.load(model)[-1].n_iter_ >= 1 and json.loads(metrics.read_text())["epochs"] >= 1
+
+
+def test_every_training_flag_reaches_the_estimator():
+    args = cli.build_parser().parse_args([
+        "train", "--schedule", "constant", "--momentum", "0.5", "--batch-size", "64",
+        "--validation-fraction", "0.2", "--patience", "3", "--class-weight", "balanced",
+        "--dtype", "float64", "--solver", "sgd", "--early-stopping"])
+    net = cli._make_model(args, None)
+    assert (net.learning_rate, net.momentum, net.batch_size, net.validation_fraction,
+            net.n_iter_no_change, net.class_weight, net.dtype, net.solver,
+            net.early_stopping) == ("constant", 0.5, 64, 0.2, 3, "balanced", "float64", "sgd",
+                                    True)
+    defaults = cli._make_model(cli.build_parser().parse_args(["train"]), None)
+    # the CLI's training defaults are the estimator's (README "Defaults")
+    for name in ("learning_rate", "learning_rate_init", "batch_size", "max_iter", "alpha",
+                 "momentum", "n_iter_no_change", "validation_fraction", "dtype", "solver"):
+        assert getattr(defaults, name) == getattr(relunet.ReluNetClassifier(), name), name
+
+
+def test_threads_flag_trains(capsys):
+    code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "3", "--threads",
+                         "1", "--quiet")
+    assert code == 0, err

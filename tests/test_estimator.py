@@ -57,7 +57,7 @@ def test_defaults_are_the_documented_ones():
     p = ReluNetClassifier().get_params()
     assert p == dict(
         hidden_units=100, alpha=1e-4, solver="adam", batch_size="auto",
-        learning_rate="constant", learning_rate_init=1e-3, power_t=0.5, max_iter=200,
+        learning_rate="cosine", learning_rate_init=1e-3, power_t=0.5, max_iter=200,
         shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
         momentum=0.9, nesterovs_momentum=True, early_stopping=False,
         validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
@@ -365,7 +365,7 @@ def test_callback_and_verbose(blobs, capsys):
 def test_convergence_warning_only_when_max_iter_hit(blobs):
     X, y = blobs
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
-        small(max_iter=2).fit(X, y)
+        small(max_iter=2, learning_rate="constant").fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         small(max_iter=2, learning_rate="cosine").fit(X, y)  # cosine ends by design
@@ -588,3 +588,50 @@ def test_fast_path_refuses_nan_and_inf_like_validate_data(blobs):
         for method in ("predict", "predict_proba", "decision_function"):
             with pytest.raises(ValueError, match=message):
                 getattr(m, method)(Xb)
+
+
+# ------------------------------------------------------------------ issue 11
+
+
+def test_ctrl_c_during_fit_keeps_the_trained_epochs_with_a_warning_as_mlpclassifier(blobs):
+    # scikit-learn's MLPClassifier: "Training interrupted by user", the weights so far kept.
+    X, y = blobs
+
+    def ctrl_c_in_epoch_4(info):
+        if info.epoch == 3:
+            raise KeyboardInterrupt  # after epoch 3 was recorded: as if during epoch 4
+
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        m = small(callback=ctrl_c_in_epoch_4, max_iter=50).fit(X, y)
+    assert m.interrupted_ and m.stop_reason_ == "interrupted" and m.n_iter_ == 3
+    assert m.predict(X).shape == y.shape
+    path_model = small(max_iter=50, callback=lambda info: info.epoch == 3).fit(X, y)
+    np.testing.assert_array_equal(m.W1_, path_model.W1_)  # the same 3 epochs
+
+
+def test_huge_inputs_are_refused_naming_the_column(blobs):
+    pd = pytest.importorskip("pandas")
+    X, y = blobs
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    frame.loc[7, "c"] = 1e30  # its square overflows float32 (the issue: Adam stalled silently)
+    with pytest.raises(ValueError, match=r"column 'c' \(column 3\) holds 1e\+30, whose square "
+                                         r"overflows float32"):
+        small().fit(frame, y)
+
+
+def test_a_wider_net_at_defaults_is_not_worse_on_an_image_like_problem():
+    # 16x16 "images": each class a blurred random template, shifted by up to a pixel, plus
+    # noise.  The issue's failure: at the old CLI defaults H=1024 lost to H=256.
+    rng = np.random.default_rng(0)
+    K, side, n = 10, 16, 3000
+    templates = rng.normal(size=(K, side + 2, side + 2))
+    templates = (templates + np.roll(templates, 1, 1) + np.roll(templates, 1, 2)) / 3
+    y = rng.integers(0, K, n)
+    dx, dy = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    X = np.stack([templates[k, a:a + side, b:b + side] for k, a, b in zip(y, dx, dy,
+                                                                           strict=True)])
+    X = X.reshape(n, -1) + 1.5 * rng.normal(size=(n, side * side))
+    Xtr, ytr, Xte, yte = X[:2000], y[:2000], X[2000:], y[2000:]
+    scores = {h: ReluNetClassifier(hidden_units=h, max_iter=15, random_state=0)
+              .fit(Xtr, ytr).score(Xte, yte) for h in (32, 512)}
+    assert scores[512] >= scores[32], scores

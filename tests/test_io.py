@@ -213,7 +213,8 @@ def test_metadata_keys(data, tmp_path):
     assert "callback" not in meta["hyperparameters"]
     assert meta["hyperparameters"]["hidden_units"] == 8
     t = meta["training"]
-    assert set(t) == {"n_iter", "t", "best_loss", "final_loss", "stop_reason", "fit_seconds",
+    assert set(t) == {"n_iter", "t", "best_loss", "final_loss", "stop_reason", "interrupted",
+                      "fit_seconds",
                       "loss_curve", "validation_loss_curve", "validation_scores", "history"}
     assert t["n_iter"] == m.n_iter_ and t["final_loss"] == m.loss_curve_[-1]
     assert t["validation_loss_curve"] is None

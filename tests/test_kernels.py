@@ -169,9 +169,33 @@ def test_the_compiled_epoch_refuses_a_bad_order():
     params = init_params(4, 3, 2, rng=0)
     ws = Workspace(4, 3, 2, 4, np.float64, n_threads=2, kernels="numba")
     opt = make_optimizer("sgd", params)
-    for order in (np.arange(1, 11), np.arange(-1, 9), np.arange(9)):
-        with pytest.raises(ValueError, match="order must be 10 row numbers in 0..9"):
+    for order in (np.arange(1, 11), np.arange(-1, 9), np.arange(3, 12)):
+        with pytest.raises(ValueError, match="order must be row numbers in 0..9"):
             ws.run_epoch(params, X, y, None, order, 0.0, opt, 0.1)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+def test_an_epoch_in_slices_of_whole_batches_equals_the_epoch_in_one_call(kernels):
+    # The trainer runs an epoch in slices (to report progress between them): the same
+    # batches, so the same weights, loss and running accuracy.
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(100, 6)), rng.integers(0, 3, 100)
+    order = rng.permutation(100)
+    results = []
+    for cuts in ([0, 100], [0, 40, 80, 100]):
+        params = init_params(6, 5, 3, rng=0)
+        ws = Workspace(6, 5, 3, 10, np.float64, n_threads=2, kernels=kernels)
+        opt = make_optimizer("adam", params)
+        total = weight = hits = 0.0
+        for a, b in zip(cuts[:-1], cuts[1:], strict=False):
+            t, w = ws.run_epoch(params, X, y, None, order[a:b], 1e-3, opt, 0.05)
+            total, weight, hits = total + t, weight + w, hits + ws.epoch_hits
+        results.append((params, total / weight, hits / weight))
+    (p1, l1, a1), (p2, l2, a2) = results
+    assert l1 == pytest.approx(l2, rel=1e-12) and a1 == pytest.approx(a2, rel=1e-12)
+    assert 0 < a1 < 1
+    for A, B in zip(p1, p2, strict=True):
+        np.testing.assert_allclose(A, B, rtol=1e-12)
 
 
 def test_rules_and_data_the_kernels_dont_cover_take_the_numpy_loop():

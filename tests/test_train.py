@@ -3,6 +3,7 @@ stopping rules, schedules, configuration checks and the bookkeeping around a fit
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -258,10 +259,10 @@ def test_integer_sample_weights_equal_repeated_rows_in_full_batch_descent(spiral
 # ------------------------------------------------------------------- early stopping
 
 
-def test_early_stopping_restores_the_best_validation_weights(spiral):
+def test_early_stopping_restores_the_weights_of_the_best_validation_accuracy(spiral):
     X, y = spiral
-    # a noisy solver, so the validation loss goes up and down and the last epoch is not
-    # the best one
+    # a noisy solver, so the validation accuracy goes up and down and the last epoch is not
+    # the best one.  The monitor is the accuracy (scikit-learn's choice), not the loss.
     cfg = TrainConfig(solver="sgd", learning_rate_init=0.5, momentum=0.9, batch_size=8,
                       early_stopping=True, validation_fraction=0.2, n_iter_no_change=8,
                       tol=0.0, max_iter=200, alpha=1e-3)
@@ -269,15 +270,17 @@ def test_early_stopping_restores_the_best_validation_weights(spiral):
     per_epoch = []
     trainer.fit(X, y, callback=lambda info: per_epoch.append(
         [W.copy() for W in trainer.params]))
-    val_losses = trainer.history.val_loss
-    best = int(np.argmin(val_losses))
-    assert best < len(val_losses) - 1, "test needs a run whose last epoch is not the best"
+    val_losses, val_acc = trainer.history.val_loss, trainer.history.val_accuracy
+    best = int(np.argmax(val_acc))  # the first epoch of the best accuracy
+    assert best < len(val_acc) - 1, "test needs a run whose last epoch is not the best"
+    assert trainer.best_epoch == best + 1 and trainer.best_score == val_acc[best]
     for W, W_best in zip(trainer.params, per_epoch[best], strict=True):
         np.testing.assert_array_equal(W, W_best)
     # the split the trainer used: stratified_split is its first use of the rng
     _, va = stratified_split(y, 0.2, np.random.default_rng(7))
     final_val = loss(trainer.params, X[va], y[va], cfg.alpha)
-    assert final_val == pytest.approx(min(val_losses), rel=1e-12)
+    assert final_val == pytest.approx(val_losses[best], rel=1e-12)
+    assert accuracy(trainer.params, X[va], y[va]) == val_acc[best]
     assert trainer.best_loss == pytest.approx(min(val_losses), rel=1e-15)
 
 
@@ -541,3 +544,129 @@ def test_train_infers_classes_and_returns_params(spiral):
     params, _ = train(X, y, 5, max_iter=2, rng=0)
     assert isinstance(params, Params)
     assert params.W1.shape == (3, 5) and params.W2.shape == (6, 3)
+
+
+# ------------------------------------------------- issue 11: no silent failure, progress
+
+
+def test_a_blown_up_but_finite_loss_warns_naming_cause_and_fix():
+    # lr 5 on standardised digits: the loss stays finite (~1e3) but far above log K, the
+    # loss of guessing; training ran to the end and must not pass for success.
+    from relunet.train import DivergenceWarning
+
+    X, y = load_digits()
+    X = (X - X.mean(0)) / (X.std(0) + 1e-9)
+    with pytest.warns(DivergenceWarning, match=r"diverged .* log K .* smaller learning rate "
+                                               r"\(it was 5; e.g. 0.5\) or scale the inputs"):
+        train(X, y, 32, learning_rate_init=5.0, batch_size=64, max_iter=3, rng=0)
+
+
+def test_adams_overflowing_second_moment_stops_with_the_named_cause(spiral):
+    # Once v = inf every Adam step is m/√inf = 0: the loss would stand still forever.
+    X, y = spiral
+    trainer = Trainer(init_params(2, 8, 3, rng=0, dtype=np.float32),
+                      TrainConfig(learning_rate_init=1e-2, batch_size=10))
+    trainer.partial_fit(X, y)
+    before = [W.copy() for W in trainer.params]
+    trainer.optimizer.state[2][0, 0] = np.inf  # v of W1, as a squared gradient > 3.4e38 makes
+    with pytest.raises(TrainingDiverged, match="Adam's average of squared gradients "
+                                               "overflowed float32.*scale the inputs"):
+        trainer.partial_fit(X, y)
+    for W, W0 in zip(trainer.params, before, strict=True):
+        np.testing.assert_array_equal(W, W0)
+
+
+def test_inputs_whose_squares_overflow_the_dtype_are_refused_naming_the_column(spiral):
+    # 1e30 in float32: g² overflows (the issue: every Adam step became 0, the loss stayed at
+    # 1.8e29 and only a "raise max_iter" warning appeared).
+    X, y = spiral
+    X = X.astype(np.float32)
+    X[5, 1] = -1e30
+    with pytest.raises(ValueError, match=r"column 2 holds -1e\+30, whose square overflows "
+                                         r"float32.*Scale the inputs"):
+        train(X, y, 8, max_iter=2, rng=0)
+    X64 = X.astype(np.float64)  # float64 holds squares up to ~1.3e154: trains (and says the
+    with pytest.warns(Warning, match="scale the inputs"):  # loss is far above guessing)
+        train(X64, y, 8, max_iter=1, rng=0)
+
+
+def test_the_stall_rule_fires_at_any_loss_scale(spiral):
+    # A loss of ~1e16: best - tol == best in float64, so an absolute tol never saw a stall.
+    # The relative tolerance (tol · |best| above 1) does.
+    X, y = spiral
+    X = X * 1e17
+    cfg = TrainConfig(solver="sgd", learning_rate_init=1e-40, momentum=0.0, tol=1e-4,
+                      n_iter_no_change=3, max_iter=50)
+    trainer = Trainer(init_params(2, 8, 3, rng=0), cfg, rng=0)
+    with pytest.warns(Warning):  # the loss is far above log K: also said
+        trainer.fit(X, y)
+    assert trainer.history.train_loss[0] > 1e14
+    assert trainer.n_epochs == 4 and "did not improve" in trainer.stop_reason
+
+
+def test_progress_is_reported_within_epochs_and_slicing_changes_nothing(monkeypatch):
+    train_module = importlib.import_module("relunet.train")  # (relunet.train: the function)
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(400, 12)), rng.integers(0, 3, 400)
+    cfg = TrainConfig(batch_size=50, max_iter=2, learning_rate_init=1e-2)
+    whole = Trainer(init_params(12, 10, 3, rng=1), cfg, rng=2).fit(X, y)
+    monkeypatch.setattr(train_module, "FLOPS_PER_SLICE", 1.0)  # every batch a slice
+    reports = []
+    sliced = Trainer(init_params(12, 10, 3, rng=1), cfg, rng=2)
+    sliced.fit(X, y, progress=lambda p: reports.append((p.epoch, p.rows_done, p.rows_total,
+                                                         p.train_loss, p.train_accuracy)))
+    assert [r[:3] for r in reports] == [(e, 50 * k, 400) for e in (1, 2) for k in range(1, 9)]
+    for report, info in zip(reports[7::8], sliced.history.epochs, strict=True):
+        assert report[3] == pytest.approx(info.train_loss, rel=1e-12)  # last report = epoch's
+        assert report[4] == pytest.approx(info.train_accuracy, rel=1e-12)
+    for a, b in zip(whole.params, sliced.params, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_running_training_accuracy_is_that_of_the_weights_each_batch_saw(spiral):
+    # Full batch: the epoch's only batch is scored with the weights at the epoch's start.
+    X, y = spiral
+    trainer = Trainer(init_params(2, 16, 3, rng=0), TrainConfig(solver="gd", max_iter=5,
+                                                                 learning_rate_init=0.5))
+    starts = [[W.copy() for W in trainer.params]]
+    trainer.fit(X, y, callback=lambda info: starts.append([W.copy() for W in trainer.params]))
+    for info, W in zip(trainer.history.epochs, starts, strict=False):
+        assert info.train_accuracy == accuracy(Params(*W), X, y)
+
+
+def test_a_progress_stop_keeps_the_weights_reached_and_marks_the_fit_interrupted(monkeypatch):
+    train_module = importlib.import_module("relunet.train")  # (relunet.train: the function)
+
+    monkeypatch.setattr(train_module, "FLOPS_PER_SLICE", 1.0)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 5)), rng.integers(0, 2, 300)
+    trainer = Trainer(init_params(5, 4, 2, rng=0), TrainConfig(batch_size=30, max_iter=10))
+    seen = []
+
+    def progress(p):
+        seen.append([W.copy() for W in p.params])
+        return p.epoch == 2 and p.rows_done == 120  # "Ctrl-C" after batch 4 of epoch 2
+    trainer.fit(X, y, progress=progress)
+    assert trainer.interrupted and trainer.stop_reason == "interrupted"
+    assert trainer.n_epochs == 2 and not trainer.history.epochs[-1].complete
+    for W, W_seen in zip(trainer.params, seen[-1], strict=True):
+        np.testing.assert_array_equal(W, W_seen)
+
+
+def test_ctrl_c_mid_epoch_keeps_the_last_complete_epoch(monkeypatch, spiral):
+    train_module = importlib.import_module("relunet.train")  # (relunet.train: the function)
+
+    monkeypatch.setattr(train_module, "FLOPS_PER_SLICE", 1.0)
+    X, y = spiral
+    trainer = Trainer(init_params(2, 8, 3, rng=0), TrainConfig(batch_size=10, max_iter=10))
+    after = []
+
+    def progress(p):
+        if p.epoch == 3 and p.rows_done == 50:
+            raise KeyboardInterrupt
+    trainer.fit(X, y, progress=progress,
+                callback=lambda info: after.append([W.copy() for W in trainer.params]))
+    assert trainer.interrupted and trainer.n_epochs == 2
+    for W, W2 in zip(trainer.params, after[-1], strict=True):
+        np.testing.assert_array_equal(W, W2)
