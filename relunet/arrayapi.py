@@ -48,7 +48,14 @@ from .network import Params, _data_loss_and_grads, _sum_squares, forward, init_p
 from .network import log_softmax as _log_softmax
 from .network import softmax as _softmax
 from .optim import Coefficients, make_schedule
-from .train import EpochInfo, History, TrainingDiverged, stratified_split
+from .train import (
+    EpochInfo,
+    History,
+    TrainingDiverged,
+    apply_stopping_rules,
+    auto_batch_size,
+    stratified_split,
+)
 
 __all__ = ["ArrayTrainer", "Rule", "to_device", "to_numpy", "handles"]
 
@@ -319,6 +326,8 @@ class ArrayTrainer:
         self.history = History()
         self.n_epochs = self.n_samples_seen = 0
         self.best_loss = math.inf
+        self.best_score = self.best_epoch = None
+        self.interrupted = False
         self.stop_reason = ""
         self._stall = 0
         self._best_params = None
@@ -333,7 +342,7 @@ class ArrayTrainer:
         cfg = self.config
         if cfg.solver == "gd":
             return n
-        return min(cfg.batch_size if cfg.batch_size is not None else 200, n)
+        return min(cfg.batch_size if cfg.batch_size is not None else auto_batch_size(n), n)
 
     def _run_epoch(self, X, y, sw):
         """One pass of mini-batch updates; the epoch's training loss (one host read)."""
@@ -347,7 +356,7 @@ class ArrayTrainer:
             with _dispatch():
                 _, _, dev = get_namespace_and_device(X)
             order = xp.asarray(self.rng.permutation(n), device=dev)
-        total = weight = 0.0
+        total = weight = correct = 0.0
         for start in range(0, n, B):
             stop = min(start + B, n)
             if order is None:
@@ -358,13 +367,16 @@ class ArrayTrainer:
                 Xb, yb = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
                 wb = None if sw is None else xp.take(sw, idx, axis=0)
             c = self.rule.begin(lr)
-            L_b, grads = _data_loss_and_grads(self.params, Xb, yb, cfg.alpha, wb)
+            L_b, grads, hits = _data_loss_and_grads(self.params, Xb, yb, cfg.alpha, wb,
+                                                    hits=True)
             w = stop - start if wb is None else xp.sum(wb)
             total = total + L_b * w  # stays on the device: no per-step read
+            correct = correct + hits
             weight = weight + w
             for i, (W, g) in enumerate(zip(self.params, grads, strict=True)):
                 self.rule.update(W, g, i, c)
-        total = float(total) / float(weight)
+        weight = float(weight)
+        total, self.epoch_accuracy = float(total) / weight, float(correct) / weight
         self.n_samples_seen += n
         return total + reg
 
@@ -405,32 +417,16 @@ class ArrayTrainer:
 
     def _end_epoch(self, loss, lr, seconds, val, callback):
         """Record the epoch and apply the stopping rules: Trainer's, to the letter."""
-        cfg, xp = self.config, self.xp
+        xp = self.xp
         self.n_epochs += 1
         val_loss = val_acc = None
         if val is not None:
             val_loss, val_acc = self._evaluate(*val)
             val_loss += self._reg()
-        info = EpochInfo(self.n_epochs, loss, lr, seconds, val_loss, val_acc)
+        info = EpochInfo(self.n_epochs, loss, lr, seconds, val_loss, val_acc,
+                         self.epoch_accuracy)
         self.history.epochs.append(info)
-        monitored = loss if val is None else val_loss
-        if monitored > self.best_loss - cfg.tol:
-            self._stall += 1
-        else:
-            self._stall = 0
-        if monitored < self.best_loss:
-            self.best_loss = monitored
-            if val is not None:
-                self._best_params = _copy(xp, self.params)
-        stop = False
-        if self._stall >= cfg.n_iter_no_change:
-            self._stall = 0
-            if not self.schedule.plateau():
-                self.stop_reason = (
-                    f"{'validation' if val is not None else 'training'} loss did not improve "
-                    f"by tol={cfg.tol} for {cfg.n_iter_no_change} epochs"
-                )
-                stop = True
+        stop = apply_stopping_rules(self, info, lambda: _copy(xp, self.params))
         if callback is not None and callback(info):
             self.stop_reason, stop = "stopped by callback", True
         return info, stop
@@ -457,6 +453,7 @@ class ArrayTrainer:
             sw = None if sw is None else xp.take(sw, tr, axis=0)
         self.stop_reason, self._best_params, self._stall = "max_iter", None, 0
         self.best_loss = math.inf
+        self.best_score = self.best_epoch = None
         for _ in range(cfg.max_iter):
             _, stop = self._epoch(X, y, sw, val, callback)
             if stop:

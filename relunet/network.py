@@ -260,8 +260,12 @@ def _sum_squares(W):
     return xp.sum(W * W)
 
 
-def _data_loss_and_grads(params, X, y, alpha=0.0, sample_weight=None, *, grads=True):
+def _data_loss_and_grads(params, X, y, alpha=0.0, sample_weight=None, *, grads=True,
+                         hits=False):
     """:func:`loss_and_grads` without the one host copy: ``(L_d / N, (dW1, dW2))``.
+
+    With ``hits=True`` a third value: the (weighted) count of examples whose first top score
+    is their class, a 0-d array as well (the running training accuracy, for free from ``f``).
 
     The data loss is a 0-d array of the inputs' namespace, on their device (turning it into
     a Python float waits for the device); the gradients include the α-term, like
@@ -279,8 +283,13 @@ def _data_loss_and_grads(params, X, y, alpha=0.0, sample_weight=None, *, grads=T
     L_i = -xp.sum(xp.where(is_y, log_p, 0), axis=1)  # -log(e^{f_y} / Σ_j e^{f_j})
     s = _data_weights(sample_weight, N, xp, f.dtype)
     L_d_over_N = xp.mean(L_i) if s is None else xp.sum(s * L_i)
+    extra = ()
+    if hits:
+        hit = xp.astype(xp.argmax(f, axis=1) == y, f.dtype)
+        w = sample_weight
+        extra = (xp.sum(hit) if w is None else xp.sum(xp.asarray(w, dtype=f.dtype) * hit),)
     if not grads:
-        return L_d_over_N, None
+        return (L_d_over_N, None, *extra)
 
     # df = p - 1(y = k), here already divided by N (or weighted) because L holds L_d / N.
     df = xp.where(is_y, xp.exp(log_p) - 1, xp.exp(log_p))
@@ -292,7 +301,7 @@ def _data_loss_and_grads(params, X, y, alpha=0.0, sample_weight=None, *, grads=T
     dh = xp.where(h > 0, dh, 0)
     # dW1 = x · dh + α w1, the same way.
     dW1 = _stack_bias(xp, X.T @ dh, xp.sum(dh, axis=0)) + alpha * W1
-    return L_d_over_N, Params(dW1, dW2)
+    return (L_d_over_N, Params(dW1, dW2), *extra)
 
 
 def _stack_bias(xp, weight_rows, bias_row):

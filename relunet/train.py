@@ -24,7 +24,8 @@ from .network import Params, as_generator, check_class_indices, forward, init_pa
 from .optim import SCHEDULES, SOLVERS, make_optimizer, make_schedule
 
 __all__ = ["TrainConfig", "EpochInfo", "Progress", "History", "Trainer", "TrainingDiverged",
-           "DivergenceWarning", "auto_batch_size", "check_input_range", "evaluate", "train"]
+           "DivergenceWarning", "apply_stopping_rules", "auto_batch_size",
+           "check_input_range", "evaluate", "train"]
 
 # An epoch is run in slices of about this many flops (6·D·H per example: the forward and the
 # backward GEMM, and the update), so that a slow epoch still reports progress a few times a
@@ -329,6 +330,46 @@ def evaluate(params, X, y, sample_weight=None, chunk=4096):
 
 
 _evaluate = evaluate
+
+
+def apply_stopping_rules(trainer, info, snapshot):
+    """The stopping rules, shared by :class:`Trainer` and :class:`relunet.arrayapi.ArrayTrainer`.
+
+    Without validation data the training loss must fall by ``tol`` (relative once above 1,
+    so the rule works at any loss scale); with it, the validation *accuracy* must rise by
+    ``tol`` (scikit-learn's rule), and the best validated weights are kept (``snapshot()``
+    copies them).  ``n_iter_no_change`` epochs in a row without improvement stop training,
+    unless the schedule lowers the rate instead (``adaptive``).  Updates ``trainer``'s
+    ``best_loss``, ``best_score``, ``best_epoch``, ``_best_params``, ``_stall`` and
+    ``stop_reason``; returns whether to stop.
+    """
+    cfg = trainer.config
+    loss, val_loss, val_acc = info.train_loss, info.val_loss, info.val_accuracy
+    validated = val_acc is not None
+    if not validated:  # the training loss must fall by tol, relative once above 1
+        stalled = loss > trainer.best_loss - cfg.tol * max(1.0, abs(trainer.best_loss)) \
+            if math.isfinite(trainer.best_loss) else False
+        trainer.best_loss = min(trainer.best_loss, loss)
+    else:  # the validation accuracy must rise by tol (scikit-learn's rule)
+        best = -math.inf if trainer.best_score is None else trainer.best_score
+        stalled = val_acc < best + cfg.tol
+        trainer.best_loss = min(trainer.best_loss, val_loss)
+        if val_acc > best:
+            trainer.best_score, trainer.best_epoch = val_acc, trainer.n_epochs
+            trainer._best_params = snapshot()
+    trainer._stall = trainer._stall + 1 if stalled else 0
+    stop = False
+    if trainer._stall >= cfg.n_iter_no_change:
+        trainer._stall = 0
+        if not trainer.schedule.plateau():
+            trainer.stop_reason = (
+                f"validation accuracy did not improve by tol={cfg.tol} for "
+                f"{cfg.n_iter_no_change} epochs" if validated else
+                f"training loss did not improve by tol={cfg.tol} (relative above 1) for "
+                f"{cfg.n_iter_no_change} epochs"
+            )
+            stop = True
+    return stop
 
 
 class Trainer:
@@ -642,7 +683,6 @@ class Trainer:
 
     def _end_epoch(self, loss, lr, seconds, val, callback, accuracy=None, complete=True):
         """Record the epoch, apply the stopping rules; returns ``(info, stop)``."""
-        cfg = self.config
         self.n_epochs += 1
         val_loss = val_acc = None
         if val is not None:
@@ -651,29 +691,7 @@ class Trainer:
         info = EpochInfo(self.n_epochs, loss, lr, seconds, val_loss, val_acc, accuracy, complete)
         self.history.epochs.append(info)
 
-        if val is None:  # the training loss must fall by tol, relative once above 1
-            stalled = loss > self.best_loss - cfg.tol * max(1.0, abs(self.best_loss)) \
-                if math.isfinite(self.best_loss) else False
-            self.best_loss = min(self.best_loss, loss)
-        else:  # the validation accuracy must rise by tol (scikit-learn's rule)
-            best = -math.inf if self.best_score is None else self.best_score
-            stalled = val_acc < best + cfg.tol
-            self.best_loss = min(self.best_loss, val_loss)
-            if val_acc > best:
-                self.best_score, self.best_epoch = val_acc, self.n_epochs
-                self._best_params = _copy(self.params)
-        self._stall = self._stall + 1 if stalled else 0
-        stop = False
-        if self._stall >= cfg.n_iter_no_change:
-            self._stall = 0
-            if not self.schedule.plateau():
-                self.stop_reason = (
-                    f"validation accuracy did not improve by tol={cfg.tol} for "
-                    f"{cfg.n_iter_no_change} epochs" if val is not None else
-                    f"training loss did not improve by tol={cfg.tol} (relative above 1) for "
-                    f"{cfg.n_iter_no_change} epochs"
-                )
-                stop = True
+        stop = apply_stopping_rules(self, info, lambda: _copy(self.params))
         if callback is not None and callback(info):
             self.stop_reason, stop = "stopped by callback", True
         return info, stop

@@ -671,7 +671,7 @@ def test_leading_zero_codes_and_semicolon_decimal_comma(capsys, tmp_path):
     (tmp_path / "de.csv").write_text("\n".join(lines) + "\n")
     metrics = tmp_path / "m.json"
     code, out, err = run(capsys, "train", tmp_path / "de.csv", "--epochs", "150", "--hidden",
-                         "8", "--metrics", metrics)
+                         "8", "--learning-rate", "0.01", "--metrics", metrics)
     assert code == 0, err
     result = json.loads(metrics.read_text())
     assert result["classes"] == ["007", "07", "7"] and result["label_column"] == "Code"
