@@ -79,7 +79,9 @@ def test_evaluate_table_shows_names_as_text_on_a_terminal(capsys, tmp_path, monk
     save(small_classifier(hidden_units=4, max_iter=5).fit(X, y), tmp_path / "m.npz")
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "y.npy", y)
-    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    from relunet import display
+
+    monkeypatch.setattr(display, "_is_tty", lambda stream: True)
     assert cli.main(["evaluate", str(tmp_path / "m.npz"), str(tmp_path / "x.npy"),
                      "--labels", str(tmp_path / "y.npy")]) == 0
     out = capsys.readouterr().out
