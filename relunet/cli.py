@@ -238,6 +238,10 @@ def build_parser():
     g.add_argument("--seed", type=_seed, default=DEFAULTS["seed"], metavar="N",
                    help="random seed for the split, the weights and shuffling "
                         "(default: %(default)s)")
+    g.add_argument("--dask", metavar="ADDRESS",
+                   help="train on a Dask cluster: tcp://HOST:8786, or local:N for N local worker "
+                        "processes; DATA is then a file pattern read by the workers, e.g. "
+                        "'data/part-*.parquet' (needs relunet[dask]; see relunet.dask)")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="MODEL.npz",
                    help="save the trained model (with its scaling) here; not saved otherwise")
@@ -644,6 +648,10 @@ def _log_loss(model, X, y):
 
 
 def cmd_train(args):
+    if getattr(args, "dask", None):
+        from .dask import run_cli
+
+        return run_cli(args)
     ds = _load_training_data(args)
     if args.plots is not None:
         from .plots import require_matplotlib

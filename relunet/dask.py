@@ -40,10 +40,12 @@ import inspect
 import math
 import threading
 import time
+import warnings
 from concurrent.futures import CancelledError
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -70,45 +72,53 @@ class _Part(NamedTuple):
     """One partition of the training data, as persisted on a worker."""
 
     index: int  # position of the partition (0-based)
-    first_row: int  # global position of its first row (0-based)
     X: np.ndarray  # (n, D), model dtype, C-contiguous
     y: np.ndarray  # (n,) raw labels, then class indices (intp)
     w: np.ndarray | None  # (n,) float64 example weights; None: all 1
     wsum: float  # Σ w (n when w is None)
 
 
-def _load_part(X, y, w, index, first_row, dtype):
+def _load_part(X, y, w, index, dtype):
     """Cast and check one partition; the first task of a fit."""
     X = np.ascontiguousarray(X, dtype=dtype)
     y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:  # pragma: no cover - chunks are aligned
-        raise ValueError(f"partition {index}: y has shape {y.shape}, X has {X.shape}")
+    for name, v in (("y", y), ("sample_weight", w)):
+        if v is not None and np.shape(v) != (X.shape[0],):
+            raise ValueError(f"partition {index}: X has {X.shape[0]} rows but {name} has shape "
+                             f"{np.shape(v)}: their chunks must hold the same rows")
     if w is not None:
         w = np.asarray(w, dtype=np.float64)
-    return _Part(index, first_row, X, y, w, float(X.shape[0] if w is None else w.sum()))
+    return _Part(index, X, y, w, float(X.shape[0] if w is None else w.sum()))
 
 
-def _row_problem(part, what, bad):
-    """``what`` at the first row of ``bad`` (a boolean mask), by its 1-based global position."""
-    i = int(np.flatnonzero(bad)[0])
-    return f"{what} in row {part.first_row + i + 1} (partition {part.index}, its row {i + 1})"
+class _Stats(NamedTuple):
+    """What the client learns about a partition before training."""
+
+    labels: np.ndarray  # its distinct labels, sorted
+    counts: np.ndarray  # their weighted counts
+    n: int  # rows
+    bad_x: int  # first row (0-based, in the partition) with NaN/inf; -1: none
+    bad_w: int  # first row with a negative or non-finite weight; -1: none
+    bad_w_value: float
+
+
+def _first(bad):
+    return int(np.flatnonzero(bad)[0]) if bad.any() else -1
 
 
 def _part_stats(part):
-    """The partition's labels with their weighted counts; ValueError for bad values."""
+    """The partition's :class:`_Stats`."""
     X, w = part.X, part.w
+    bad_x = bad_w = -1
+    value = 0.0
     if X.shape[0] and not np.isfinite(np.sum(X, dtype=np.float64)):
-        bad = ~np.isfinite(X).all(axis=1)
-        raise ValueError(_row_problem(part, "X contains NaN or infinity", bad)
-                         + "; clean or impute it before training")
+        bad_x = _first(~np.isfinite(X).all(axis=1))
     if w is not None and w.size and not (np.isfinite(w).all() and (w >= 0).all()):
-        bad = ~(np.isfinite(w) & (w >= 0))
-        value = w[np.flatnonzero(bad)[0]]
-        raise ValueError(_row_problem(part, f"sample_weight is {value!r}", bad)
-                         + "; weights must be finite and non-negative")
+        bad_w = _first(~(np.isfinite(w) & (w >= 0)))
+        value = float(w[bad_w])
     labels, inverse = np.unique(part.y, return_inverse=True)
     counts = np.bincount(inverse.ravel(), weights=w, minlength=labels.shape[0])
-    return labels, counts
+    return _Stats(labels, counts, int(X.shape[0]), bad_x, bad_w, value)
 
 
 def _encode_part(part, classes, per_class):
@@ -131,16 +141,18 @@ def _encode_part(part, classes, per_class):
             w = None
     else:
         wsum = float(X.shape[0])
-    return _Part(part.index, part.first_row, X, y, w, wsum)
+    return _Part(part.index, X, y, w, wsum)
 
 
 _local = threading.local()
 
 
-def _workspace(D, H, K, n, dtype):
-    """A Workspace for batches of up to ``n`` rows, kept per thread between tasks."""
+def _workspace(D, H, K, n, dtype, *, exact=False):
+    """A Workspace for batches of up to ``n`` rows (``exact``: of ``n`` rows, as
+    :meth:`~relunet.fastpath.Workspace.run_epoch` batches by its size), kept per thread."""
     ws = getattr(_local, "workspace", None)
-    if ws is None or ws.shape != (D, H, K) or ws.dtype != dtype or ws.batch_size < n:
+    if (ws is None or ws.shape != (D, H, K) or ws.dtype != dtype or ws.batch_size < n
+            or (exact and ws.batch_size != n)):
         ws = _local.workspace = Workspace(D, H, K, n, dtype)
     return ws
 
@@ -222,7 +234,7 @@ def _local_round(part, params, state, t, settings, seed, round_index, n_rounds, 
     if hasattr(optimizer, "t"):
         optimizer.t = int(t)
     D, H, K = W1.shape[0] - 1, W1.shape[1], W2.shape[1]
-    ws = _workspace(D, H, K, B, dtype)
+    ws = _workspace(D, H, K, B, dtype, exact=True)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         total, weight = ws.run_epoch(params, X, y, w, order, settings["alpha"], optimizer, lr)
     steps = -(-m // B)
@@ -250,8 +262,8 @@ def _is_dask(X):
     return hasattr(X, "__dask_graph__") and X.__dask_graph__() is not None
 
 
-def _frame_to_array(X, what, lengths):
-    """A dask DataFrame's (numeric) columns as a row-chunked dask array, and their names."""
+def _check_numeric(X, what):
+    """TypeError naming the first column of the dask DataFrame ``X`` that is not numeric."""
     import pandas as pd
 
     for name, dt in X.dtypes.items():
@@ -260,18 +272,21 @@ def _frame_to_array(X, what, lengths):
                 f"{what} column {name!r} has dtype {dt}: DaskReluNetClassifier takes numeric "
                 f"features only; encode text and categorical columns as numbers first"
             )
-    names = [str(c) for c in X.columns] if all(isinstance(c, str) for c in X.columns) else None
-    return X.to_dask_array(lengths=lengths), names
 
 
-def _as_rows(X, what, ndim, lengths=True):
+def _names(X):
+    return [str(c) for c in X.columns] if all(isinstance(c, str) for c in X.columns) else None
+
+
+def _as_rows(X, what, ndim):
     """``X`` as a dask array chunked by rows only (+ column names of a DataFrame)."""
     da, dd = _dask_modules()
     names = None
     if isinstance(X, dd.DataFrame):
-        X, names = _frame_to_array(X, what, lengths)
+        _check_numeric(X, what)
+        X, names = X.to_dask_array(), _names(X)
     elif isinstance(X, dd.Series):
-        X = X.to_dask_array(lengths=lengths)
+        X = X.to_dask_array()
     elif not isinstance(X, da.Array):
         if _is_dask(X):
             raise TypeError(f"{what} must be a dask array or dask DataFrame, got {type(X)}")
@@ -285,19 +300,67 @@ def _as_rows(X, what, ndim, lengths=True):
             f"DaskReluNetClassifier needs whole rows in every chunk: use "
             f"{what}.rechunk({{1: -1}})"
         )
-    if lengths and any(math.isnan(c) for c in X.chunks[0]):
-        X = X.compute_chunk_sizes()
     return X, names
 
 
+def _column_block(frame, columns):
+    """One partition's ``columns`` as a NumPy array (a single column: 1-D)."""
+    return frame[columns].to_numpy()
+
+
+_Y, _W = "__relunet_y__", "__relunet_sample_weight__"
+
+
+def _frames_as_rows(X, y, sample_weight):
+    """Dask DataFrame ``X`` with dask Series ``y`` (and weights) as arrays of the same rows.
+
+    Converted separately, dask may plan a one-column projection in fewer partitions than
+    the whole table (seen with Parquet), so the three are joined into one DataFrame, split
+    into partitions once, and each array's chunk is taken from the same partition.
+    """
+    import dask
+    import dask.array as da
+
+    _check_numeric(X, "X")
+    columns = list(X.columns)
+    joined = X.assign(**{_Y: y}) if sample_weight is None else X.assign(
+        **{_Y: y, _W: sample_weight})
+    parts = joined.to_delayed()
+    y_dtype = np.dtype(y.dtype) if isinstance(y.dtype, np.dtype) else np.dtype(object)
+
+    def array(cols, shape, dtype):
+        blocks = [da.from_delayed(dask.delayed(_column_block)(p, cols), shape=shape, dtype=dtype)
+                  for p in parts]
+        return da.concatenate(blocks)
+
+    D = len(columns)
+    Xa = array(columns, (np.nan, D), np.float64)  # nominal: cast to the model's on the worker
+    ya = array(_Y, (np.nan,), y_dtype)
+    wa = None if sample_weight is None else array(_W, (np.nan,), np.float64)
+    return Xa, ya, wa, _names(X)
+
+
+def _known(chunks):
+    return not any(math.isnan(c) for c in chunks)
+
+
 def _aligned(v, X, what):
-    """``v`` (y or sample_weight) as a dask array with the row chunks of ``X``."""
+    """``v`` (y or sample_weight) as a dask array with the row chunks of ``X``.
+
+    Unknown chunk sizes (e.g. from a DataFrame) are left as they are when the numbers of
+    chunks agree; the rows of each pair of chunks are checked on the worker.
+    """
     v, _ = _as_rows(v, what, 1)
-    if v.shape[0] != X.shape[0]:
-        raise ValueError(f"{what} has {v.shape[0]} rows but X has {X.shape[0]}")
-    if v.chunks[0] != X.chunks[0]:
-        v = v.rechunk({0: X.chunks[0]})  # labels and weights are small: move them, not X
-    return v
+    if v.chunks[0] == X.chunks[0]:
+        return v
+    if _known(v.chunks[0]) and _known(X.chunks[0]):
+        if v.shape[0] != X.shape[0]:
+            raise ValueError(f"{what} has {v.shape[0]} rows but X has {X.shape[0]}")
+        return v.rechunk({0: X.chunks[0]})  # labels and weights are small: move them, not X
+    if v.numblocks[0] == X.numblocks[0]:
+        return v
+    raise ValueError(f"{what} has {v.numblocks[0]} chunks of unknown sizes but X has "
+                     f"{X.numblocks[0]}: give them the same partitions")
 
 
 def _tree_sum(client, futures):
@@ -328,15 +391,13 @@ class _Cluster:
     def __init__(self, client, X, y, sample_weight, dtype):
         self.client = client
         self.dtype = dtype
-        N, D = X.shape
-        self.shape = (N, D)
+        self.shape = (None, X.shape[1])  # rows: counted by stats()
         xs = X.to_delayed().ravel()
         ys = y.to_delayed().ravel()
         ws = [None] * len(xs) if sample_weight is None else sample_weight.to_delayed().ravel()
-        starts = np.concatenate([[0], np.cumsum(X.chunks[0])]).astype(int)
         from dask import delayed
 
-        raw = [delayed(_load_part, pure=True)(x, yy, w, i, int(starts[i]), dtype)
+        raw = [delayed(_load_part, pure=True)(x, yy, w, i, dtype)
                for i, (x, yy, w) in enumerate(zip(xs, ys, ws, strict=True))]
         # client.compute keeps the graph: a lost partition is recomputed from its lineage.
         self.parts = client.compute(raw)
@@ -344,13 +405,32 @@ class _Cluster:
 
     # ---- set-up
     def stats(self):
-        """All labels (sorted) and their weighted counts over the whole data."""
+        """All labels (sorted) and their weighted counts over the whole data.
+
+        Raises ValueError for NaN/inf features and bad weights, naming the first bad row by
+        its 1-based position in the whole data and in its partition.
+        """
         stats = self._gather([self.client.submit(_part_stats, p, pure=False)
                               for p in self.parts])
-        labels = np.unique(np.concatenate([s[0] for s in stats]))
+        first = np.concatenate([[0], np.cumsum([s.n for s in stats])]).astype(int)
+        self.shape = (int(first[-1]), self.shape[1])
+
+        def where(i, row):
+            return f"row {first[i] + row + 1} (partition {i}, its row {row + 1})"
+
+        for i, s in enumerate(stats):
+            if s.bad_x >= 0:
+                raise ValueError(f"X contains NaN or infinity in {where(i, s.bad_x)}; clean or "
+                                 f"impute it before training")
+            if s.bad_w >= 0:
+                raise ValueError(f"sample_weight is {s.bad_w_value!r} in {where(i, s.bad_w)}; "
+                                 f"weights must be finite and non-negative")
+        if self.shape[0] == 0:
+            raise ValueError("X has 0 rows: cannot train on no examples")
+        labels = np.unique(np.concatenate([s.labels for s in stats]))
         counts = np.zeros(labels.shape[0])
-        for part_labels, part_counts in stats:
-            np.add.at(counts, np.searchsorted(labels, part_labels), part_counts)
+        for s in stats:
+            np.add.at(counts, np.searchsorted(labels, s.labels), s.counts)
         return labels, counts
 
     def encode(self, classes, per_class):
@@ -533,7 +613,7 @@ class DaskReluNetClassifier(ReluNetClassifier):
     ])
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # object's is self.__dict__ itself: copy it
         state["client"] = None  # a connection does not travel; unpickled: the current client
         return state
 
@@ -598,12 +678,15 @@ class DaskReluNetClassifier(ReluNetClassifier):
         dtype = np.dtype(self.dtype)
         fitted = hasattr(self, "W1_")
         continuing = fitted and self.warm_start
-        X, names = _as_rows(X, "X", 2)
-        y = _aligned(y, X, "y")
-        sw = None if sample_weight is None else _aligned(sample_weight, X, "sample_weight")
-        N, D = X.shape
-        if N == 0:
-            raise ValueError("X has 0 rows: cannot train on no examples")
+        _, dd = _dask_modules()
+        if isinstance(X, dd.DataFrame) and isinstance(y, dd.Series) and (
+                sample_weight is None or isinstance(sample_weight, dd.Series)):
+            X, y, sw, names = _frames_as_rows(X, y, sample_weight)
+        else:
+            X, names = _as_rows(X, "X", 2)
+            y = _aligned(y, X, "y")
+            sw = None if sample_weight is None else _aligned(sample_weight, X, "sample_weight")
+        D = X.shape[1]
         if continuing and D != self.n_features_in_:
             raise ValueError(f"X has {D} features, but the model was fitted with "
                              f"{self.n_features_in_} (warm_start=True)")
@@ -654,6 +737,7 @@ class DaskReluNetClassifier(ReluNetClassifier):
         self.W2_ = trainer.params.W2.copy()
         self.classes_ = classes_
         self.n_features_in_ = D
+        self._n_rows = int(cluster.shape[0])
         if names is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
@@ -719,7 +803,7 @@ class DaskReluNetClassifier(ReluNetClassifier):
                     f"X has columns {_show(list(X.columns))}, but the model was fitted with "
                     f"{_show(list(names))}"
                 )
-        arr, _ = _as_rows(X, "X", 2, lengths=False)
+        arr, _ = _as_rows(X, "X", 2)
         if arr.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {arr.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
@@ -760,3 +844,188 @@ class DaskReluNetClassifier(ReluNetClassifier):
         if _is_dask(X):
             return self._on_blocks(X, "decision_function", drop_axis=False)
         return super().decision_function(X)
+
+
+# ------------------------------------------------------------------ training from files
+def _standardize_block(X, shift, scale):
+    """``(X - shift) / scale`` on one block (the scaler's transform, without name checks)."""
+    return (np.asarray(X, dtype=np.float64) - shift) / scale
+
+
+def _n_rows_block(X):
+    return np.full((1, 1), X.shape[0], dtype=np.int64)
+
+
+def _fit_scaler(X, kind, names):
+    """A fitted scikit-learn scaler from statistics computed on the cluster (one pass)."""
+    from dask import compute
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    D = X.shape[1]
+    X = X.astype(np.float64)
+    N = X.map_blocks(_n_rows_block, chunks=((1,) * X.numblocks[0], (1,)), dtype=np.int64).sum()
+    tiny = 10 * np.finfo(np.float64).eps  # scikit-learn's rule for a constant column
+
+    if kind == "standard":
+        mean, var, N = compute(X.mean(axis=0), X.var(axis=0), N)
+        scaler = StandardScaler()
+        scaler.mean_, scaler.var_ = mean, var
+        scaler.scale_ = np.where(np.sqrt(var) < tiny, 1.0, np.sqrt(var))
+        shift, scale = mean, scaler.scale_
+    else:
+        low, high, N = compute(X.min(axis=0), X.max(axis=0), N)
+        scaler = MinMaxScaler()
+        scaler.data_min_, scaler.data_max_ = low, high
+        scaler.data_range_ = high - low
+        scaler.scale_ = 1.0 / np.where(scaler.data_range_ < tiny, 1.0, scaler.data_range_)
+        scaler.min_ = -low * scaler.scale_
+        shift, scale = low, 1.0 / scaler.scale_
+    scaler.n_samples_seen_ = int(N)
+    scaler.n_features_in_ = int(D)
+    if names is not None:
+        scaler.feature_names_in_ = np.asarray(names, dtype=object)
+    return scaler, shift, scale
+
+
+def _read_table(pattern):
+    """A dask DataFrame of the files matching ``pattern`` (Parquet or CSV, by extension)."""
+    _, dd = _dask_modules()
+    lower = str(pattern).lower()
+    if lower.endswith((".parquet", ".pq")) or lower.endswith("/"):
+        return dd.read_parquet(pattern)
+    if lower.endswith((".csv", ".csv.gz", ".tsv")):
+        return dd.read_csv(pattern, sep="\t" if lower.endswith(".tsv") else ",")
+    from .data import DataError
+
+    raise DataError(f"{pattern}: --dask reads Parquet (.parquet, .pq, a directory/) or CSV "
+                    f"(.csv, .tsv) files; cannot tell this one's format from its name")
+
+
+def train_from_files(pattern, *, target, address=None, scale="standard", **params):
+    """Train on tables read by the workers themselves, so the data never passes the client.
+
+    Parameters
+    ----------
+    pattern : str
+        Parquet or CSV file(s), e.g. ``"data/part-*.parquet"`` (anything
+        ``dask.dataframe.read_parquet``/``read_csv`` accepts; every worker must see the path).
+    target : str
+        The label column; every other column is a feature and must be numeric.
+    address : str or None
+        ``"tcp://HOST:8786"`` (a running scheduler), ``"local:N"`` (a ``LocalCluster`` of N
+        worker processes for this call) or None (the current client).
+    scale : {"standard", "minmax", "none"}
+        Feature scaling, fitted on the cluster in one pass; the result is then a
+        ``Pipeline(scaler, ReluNetClassifier)`` like the CLI's single-machine one.
+    **params
+        :class:`~relunet.ReluNetClassifier` parameters.
+
+    Returns
+    -------
+    model : ReluNetClassifier or sklearn.pipeline.Pipeline
+        The local model (for ``relunet.save``).
+    info : dict
+        ``n_rows``, ``n_features``, ``n_partitions``, ``n_workers``, ``train_accuracy``,
+        ``train_loss``, ``epochs``, ``stop_reason``, ``fit_seconds``.
+
+    Raises
+    ------
+    relunet.data.DataError
+        Unknown file type or no column ``target``.
+    TypeError
+        A text (non-numeric) feature column.
+    """
+    require("distributed", "dask", "relunet train --dask")
+    from contextlib import ExitStack
+
+    from distributed import Client, LocalCluster
+
+    from .data import DataError
+
+    with ExitStack() as stack:
+        if address is None:
+            client = DaskReluNetClassifier()._get_client()
+        elif str(address).startswith("local:"):
+            n = str(address)[len("local:"):]
+            if not n.isdigit() or int(n) < 1:
+                raise ValueError(f"--dask local:N needs a number of workers >= 1, got {address!r}")
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=":0"))
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        else:
+            client = stack.enter_context(Client(address, set_as_default=False))
+
+        table = _read_table(pattern)
+        if target not in table.columns:
+            raise DataError(f"{pattern}: no column {target!r}; the columns are "
+                            f"{_show(list(table.columns), limit=20)}")
+        X, y, _, names = _frames_as_rows(table.drop(columns=[target]), table[target], None)
+        scaler = None
+        if scale != "none":
+            scaler, shift, sc = _fit_scaler(X, scale, names)
+            X = X.map_blocks(_standardize_block, shift, sc, dtype=np.float64)
+        net = DaskReluNetClassifier(**params, client=client)
+        net.fit(X, y)
+        accuracy = float((net.predict(X) == y).mean().compute())
+        local = net.to_local()
+        if names is not None and scaler is None:
+            local.feature_names_in_ = np.asarray(names, dtype=object)
+        info = {
+            "n_rows": int(net._n_rows), "n_features": int(X.shape[1]),
+            "n_partitions": int(X.numblocks[0]),
+            "n_workers": len(client.scheduler_info()["workers"]),
+            "train_accuracy": accuracy, "train_loss": float(net.loss_curve_[-1]),
+            "epochs": int(net.n_iter_), "stop_reason": net.stop_reason_,
+            "fit_seconds": float(net.fit_seconds_),
+        }
+    if scaler is None:
+        return local, info
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("scale", scaler), ("net", local)]), info
+
+
+_NOT_WITH_DASK = ("labels", "dataset", "test_data", "test_labels", "plots")
+
+
+def run_cli(args):
+    """``relunet train DATA --dask ADDRESS``: the CLI's flags mapped onto :func:`train_from_files`.
+
+    Trains on every row of DATA (no held-out split: evaluate on other files with
+    ``relunet evaluate``); writes ``--out`` in the usual model-file format.
+    """
+    import json
+
+    from .data import atomic_path
+
+    used = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_DASK if getattr(args, name, None)]
+    if getattr(args, "early_stopping", False):
+        used.append("--early-stopping")
+    if used:
+        raise ValueError(f"--dask does not support {', '.join(used)}")
+    if not args.data or not args.target:
+        raise ValueError("--dask needs DATA (a file pattern) and --target COLUMN")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter: the stop reason says it
+        model, info = train_from_files(
+            args.data, target=args.target, address=args.dask, scale=args.scale,
+            hidden_units=args.hidden, max_iter=args.epochs, batch_size=args.batch_size,
+            learning_rate_init=args.learning_rate, alpha=args.alpha, solver=args.solver,
+            random_state=args.seed,
+        )
+    if not args.quiet:
+        print(f"{args.data}: {info['n_rows']} rows, {info['n_features']} features, "
+              f"{info['n_partitions']} partitions on {info['n_workers']} Dask workers")
+        print(f"training accuracy {info['train_accuracy']:.4f}, loss {info['train_loss']:.4f} "
+              f"after {info['epochs']} epochs ({info['stop_reason']}), "
+              f"{info['fit_seconds']:.1f}s")
+    if args.out is not None:
+        from .io import save
+
+        save(model, args.out)
+        if not args.quiet:
+            print(f"model saved to {args.out}")
+    if args.metrics is not None:
+        with atomic_path(args.metrics) as tmp, open(tmp, "w") as f:
+            json.dump({"data": args.data, **info}, f, indent=2)
+    return 0
