@@ -153,7 +153,9 @@ def _workspace(D, H, K, n, dtype, *, exact=False):
     ws = getattr(_local, "workspace", None)
     if (ws is None or ws.shape != (D, H, K) or ws.dtype != dtype or ws.batch_size < n
             or (exact and ws.batch_size != n)):
-        ws = _local.workspace = Workspace(D, H, K, n, dtype)
+        # One thread: the parallelism is the partitions' (one task per worker thread), and
+        # a partition's result must not depend on the threads of the worker it lands on.
+        ws = _local.workspace = Workspace(D, H, K, n, dtype, n_threads=1)
     return ws
 
 

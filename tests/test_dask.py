@@ -172,7 +172,8 @@ def test_bit_identical_whatever_the_number_of_workers(client, digits):
     kw = dict(FULL, solver="lbfgs", max_iter=15)
     two = DaskReluNetClassifier(**kw).fit(rows(X, chunks), rows(y, chunks))
     again = DaskReluNetClassifier(**kw, client=client).fit(rows(X, chunks), rows(y, chunks))
-    with LocalCluster(processes=True, n_workers=1, threads_per_worker=1,
+    # One worker, a thread of this process this time (placement must not matter either).
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
                       dashboard_address=":0") as cluster, \
             Client(cluster, set_as_default=False) as c1:
         one = DaskReluNetClassifier(**kw, client=c1).fit(rows(X, chunks), rows(y, chunks))
