@@ -619,6 +619,17 @@ class DaskReluNetClassifier(ReluNetClassifier):
         state["client"] = None  # a connection does not travel; unpickled: the current client
         return state
 
+    def __sklearn_clone__(self):
+        # scikit-learn's clone deep-copies parameters, and a Client cannot be copied: the
+        # clone shares this estimator's client (a connection, not a hyper-parameter).
+        client, self.client = self.client, None
+        try:
+            new = super().__sklearn_clone__()
+        finally:
+            self.client = client
+        new.client = client
+        return new
+
     # ------------------------------------------------------------------ training
     def _get_client(self):
         require("distributed", "dask", "DaskReluNetClassifier")

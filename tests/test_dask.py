@@ -53,7 +53,7 @@ CHUNK_IDS = ["1 part", "2 equal", "3 unequal", "2 + 3 empty"]
 
 
 # ------------------------------------------------------------------ the constructor
-def test_constructor_is_relunetclassifiers_plus_client():
+def test_constructor_is_relunetclassifiers_plus_client(client):
     base = inspect.signature(ReluNetClassifier.__init__).parameters
     ours = inspect.signature(DaskReluNetClassifier.__init__).parameters
     assert list(ours) == [*base, "client"]
@@ -66,6 +66,7 @@ def test_constructor_is_relunetclassifiers_plus_client():
     model = DaskReluNetClassifier(hidden_units=7, solver="gd")
     assert clone(model).get_params() == model.get_params()
     assert "hidden_units=7" in repr(model)
+    assert clone(DaskReluNetClassifier(client=client)).client is client  # shared, not copied
     with pytest.raises(TypeError, match="unexpected keyword argument 'hiden_units'"):
         DaskReluNetClassifier(hiden_units=7)
 
@@ -185,10 +186,11 @@ def test_bit_identical_whatever_the_number_of_workers(client, digits):
 
 def test_a_worker_without_data(client, digits):
     # One partition on two workers: one of them holds nothing and must not disturb the fit.
+    # (NumPy inputs are sent to the cluster as one partition.)
     X, y = digits
     kw = dict(FULL, solver="gd", learning_rate_init=0.5, max_iter=5)
     ref = ReluNetClassifier(**kw).fit(X, y)
-    model = DaskReluNetClassifier(**kw).fit(rows(X, (360,)), rows(y, (360,)))
+    model = DaskReluNetClassifier(**kw).fit(X, y)
     assert len(client.scheduler_info()["workers"]) == 2
     np.testing.assert_allclose(model.W1_, ref.W1_, rtol=0, atol=1e-12)
 
