@@ -449,6 +449,7 @@ def parquet_parts(tmp_path_factory, digits):
     df["digit"] = y
     for i, (lo, hi) in enumerate([(0, 100), (100, 300), (300, 360)]):
         df.iloc[lo:hi].to_parquet(folder / f"part-{i}.parquet")
+        df.iloc[lo:hi].to_csv(folder / f"part-{i}.csv", index=False)
     return folder, df
 
 
@@ -484,16 +485,31 @@ def test_cli_train_dask_errors_are_one_line(client, parquet_parts, capsys):
     folder, df = parquet_parts
     text = df.assign(city="x")
     text.to_parquet(folder / "text.parquet")
+    here = client.scheduler.address
     cases = [
-        (["--target", "nope"], "no column 'nope'"),
-        (["--target", "digit", "--labels", "y.npy"], "--dask does not support --labels"),
+        (["--target", "nope", "--dask", here], "no column 'nope'"),
+        (["--target", "digit", "--dask", "local:x"], "local:N needs a number of workers"),
+        (["--target", "digit", "--labels", "y.npy", "--dask", here],
+         "--dask does not support --labels"),
     ]
     for extra, message in cases:
-        assert main(["train", str(folder / "part-*.parquet"), *extra,
-                     "--dask", client.scheduler.address]) != 0
+        assert main(["train", str(folder / "part-*.parquet"), *extra]) != 0
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert main(["train", str(folder / "text.parquet"), "--target", "digit",
                  "--dask", client.scheduler.address]) != 0
     err = capsys.readouterr().err
     assert "column 'city' has dtype" in err and err.count("\n") == 1, err
+    assert main(["train", str(folder / "part-0.json"), "--target", "digit",
+                 "--dask", client.scheduler.address]) != 0
+    assert "reads Parquet" in capsys.readouterr().err
+
+
+def test_cli_train_dask_reads_csv(client, parquet_parts, capsys):
+    from relunet.cli import main
+
+    folder, _ = parquet_parts
+    code = main(["train", str(folder / "part-*.csv"), "--target", "digit", "--solver", "gd",
+                 "--epochs", "3", "--dask", client.scheduler.address])
+    assert code == 0
+    assert "360 rows, 64 features, 3 partitions on 2 Dask workers" in capsys.readouterr().out
