@@ -13,8 +13,8 @@ fetched by the workers from each other), every partition ``p`` returns the *sums
     Σ_i s_i·L_i,   Σ_i s_i·∂L_i/∂W1,   Σ_i s_i·∂L_i/∂W2,   Σ_i s_i       (i in p)
 
 (``s_i`` the example weights, 1 by default; from :meth:`relunet.fastpath.Workspace.loss_and_grads`,
-the same math as on one machine), the sums are added in a binary tree ordered by partition
-index (not by completion order), and the client divides by the total weight and adds the
+the same math as on one machine), the sums are added in a tree (fan-in 8) ordered by
+partition index (not by completion order), and the client divides by the total weight and adds the
 α-term once.  SciPy's L-BFGS-B runs on the client with the options of
 :class:`relunet.train.Trainer`, whose loop, stopping rules and history are reused as they are.
 So the loss and gradient are those of one machine up to float rounding (the fit agrees with
@@ -182,9 +182,17 @@ def _part_sums(part, params):
 
 
 def _add(a, b):
-    """The sum of two results of the same kind (a tree-reduction step)."""
+    """The sum of two results of the same kind."""
     fields = (_add(x, y) if isinstance(x, tuple) else x + y for x, y in zip(a, b, strict=True))
     return type(a)(*fields) if hasattr(a, "_fields") else tuple(fields)
+
+
+def _add_in_order(*results):
+    """``((r0 + r1) + r2) + ...``: one node of the reduction tree, in a fixed order."""
+    total = results[0]
+    for r in results[1:]:
+        total = _add(total, r)
+    return total
 
 
 class _Round(NamedTuple):
@@ -365,17 +373,21 @@ def _aligned(v, X, what):
                      f"{X.numblocks[0]}: give them the same partitions")
 
 
-def _tree_sum(client, futures):
-    """The sum of ``futures``' results, added in a binary tree ordered by their position.
+FAN_IN = 8  # results added by one task of the reduction tree
 
-    The order of every addition is fixed by the list alone, never by which task finished
-    first or where it ran, so the result is bit-identical on any cluster.
+
+def _tree_sum(client, futures):
+    """The sum of ``futures``' results, added in a tree ordered by their position.
+
+    Each node adds up to ``FAN_IN`` consecutive results, left to right.  The order of every
+    addition is fixed by the list alone, never by which task finished first or where it ran,
+    so the result is bit-identical on any cluster; the depth is log_8 of the partitions
+    (one task for up to 8 partitions: fewer round trips than a binary tree).
     """
     level = list(futures)
     while len(level) > 1:
-        pairs = [client.submit(_add, level[i], level[i + 1], pure=False)
-                 for i in range(0, len(level) - 1, 2)]
-        level = pairs + level[len(level) - len(level) % 2:]
+        level = [client.submit(_add_in_order, *level[i:i + FAN_IN], pure=False)
+                 for i in range(0, len(level), FAN_IN)]
     return level[0]
 
 

@@ -48,8 +48,8 @@ def rows(X, chunks):
 
 
 FULL = dict(hidden_units=12, dtype="float64", random_state=0, max_iter=25)
-CHUNKS = [(360,), (180, 180), (60, 200, 100), (0, 150, 0, 210, 0)]
-CHUNK_IDS = ["1 part", "2 equal", "3 unequal", "2 + 3 empty"]
+CHUNKS = [(360,), (180, 180), (60, 200, 100), (0, 150, 0, 210, 0), (40,) * 8 + (0, 20, 20)]
+CHUNK_IDS = ["1 part", "2 equal", "3 unequal", "2 + 3 empty", "11: 2 tree levels"]
 
 
 # ------------------------------------------------------------------ the constructor
