@@ -89,13 +89,13 @@ def run_cluster(n_workers, pattern, args):
             Client(cluster) as client:
         common = dict(hidden_units=args.hidden, dtype="float32", random_state=0, client=client)
         marks = []
-        spilled = False
+        spilled = []
 
         def mark(info):
-            nonlocal spilled
             marks.append(time.perf_counter())
-            if len(marks) == 1:  # the data is persisted: is some of it on disk?
-                spilled = any(client.run(_spilled).values())
+            if len(marks) == 1:  # the data is persisted: how much of it is on disk?
+                counts = client.run(_spilled).values()
+                spilled.extend([sum(c[0] for c in counts), sum(c[1] for c in counts)])
 
         X, y = frames(pattern)
         t0 = time.perf_counter()
@@ -120,9 +120,11 @@ def run_cluster(n_workers, pattern, args):
 
 
 def _spilled(dask_worker):
-    """Whether this worker holds data spilled to disk (memory limit reached)."""
+    """(partitions of training data on disk, all of them) on this worker."""
     slow = getattr(dask_worker.data, "slow", None)
-    return bool(slow is not None and len(slow))
+    ours = [k for k in dask_worker.data if "_encode_part" in str(k)]
+    on_disk = [k for k in ours if slow is not None and k in slow]
+    return len(on_disk), len(ours)
 
 
 def overhead(pattern, args):
@@ -179,7 +181,6 @@ def main():
     subprocess.run([sys.executable, __file__, *sys.argv[1:], "--make-only"], check=True)
     pattern = os.path.join(args.folder, "part-*.parquet")
     on_disk = sum(os.path.getsize(os.path.join(args.folder, f)) for f in os.listdir(args.folder))
-    print("\n".join(machine_facts()))
     print(f"data: {n_rows} rows x {args.features} float32 features = "
           f"{n_rows * args.features * 4 / 1e9:.2f} GB, {on_disk / 1e9:.2f} GB of Parquet in "
           f"{-(-n_rows // args.rows_per_file)} files ({time.perf_counter() - t0:.0f}s to "
@@ -200,13 +201,14 @@ def main():
         results.append(r)
         print(json.dumps(r), flush=True)
     client_peak = peak_rss_mib()
+    print("\n".join(machine_facts()))  # after: it imports PyTorch when installed
     over = overhead(pattern, args)
     print(json.dumps(over), flush=True)
 
     base = results[0]
     print()
     print("| workers | load (s) | s / L-BFGS iteration | s / local-SGD epoch | efficiency "
-          "(L-BFGS / SGD) | peak RSS per worker (MiB) | spilled to disk |")
+          "(L-BFGS / SGD) | peak RSS per worker (MiB) | partitions on disk |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         n = r["workers"]
@@ -214,7 +216,7 @@ def main():
                f"{base['sgd_s'] / (n / base['workers'] * r['sgd_s']):.2f}")
         print(f"| {n} | {r['load_s']:.1f} | {r['lbfgs_s']:.2f} | {r['sgd_s']:.2f} | {eff} | "
               f"{', '.join(f'{m:.0f}' for m in r['worker_peak_mib'])} | "
-              f"{'yes' if r['spilled'] else 'no'} |")
+              f"{r['spilled'][0]} of {r['spilled'][1]} |")
     print(f"\nclient peak RSS during the cluster fits: {client_peak:.0f} MiB")
     print(f"overhead on {over['rows']} rows that fit: single machine {over['single_s']:.3f} s "
           f"per L-BFGS iteration (1 thread), 1-worker Dask cluster {over['dask_s']:.3f} s "
