@@ -193,15 +193,24 @@ def test_a_worker_without_data(client, digits):
     np.testing.assert_allclose(model.W1_, ref.W1_, rtol=0, atol=1e-12)
 
 
-def _restart_busiest_worker(client):
-    """Restart the worker that holds the most data (its memory is lost)."""
+def _lose_busiest_worker(client, how):
+    """Restart, or crash (the nanny starts a new one), the worker holding the most data."""
+    import os
+
     held = client.has_what()
     busiest = max(held, key=lambda w: len(held[w]))
-    client.restart_workers([busiest])
+    if how == "restart":
+        client.restart_workers([busiest])
+    else:
+        import signal
+
+        pid = client.run(os.getpid, workers=[busiest])[busiest]  # a local process
+        os.kill(pid, signal.SIGKILL)  # no goodbye to the scheduler
     return busiest
 
 
-def test_a_worker_restarted_mid_fit_gives_the_same_result(client, digits):
+@pytest.mark.parametrize("how", ["restart", "crash"])
+def test_a_worker_lost_mid_fit_gives_the_same_result(client, digits, how):
     # The lost partitions are recomputed from their lineage (here: dask.array.from_array).
     X, y = digits
     chunks = (120, 120, 120)
@@ -211,10 +220,11 @@ def test_a_worker_restarted_mid_fit_gives_the_same_result(client, digits):
 
     def kill_at_epoch_4(info):
         if info.epoch == 4:
-            restarted.append(_restart_busiest_worker(client))
+            restarted.append(_lose_busiest_worker(client, how))
 
     model = DaskReluNetClassifier(**kw, callback=kill_at_epoch_4)
     model.fit(rows(X, chunks), rows(y, chunks))
+    client.wait_for_workers(2, timeout=60)  # the nanny's replacement, for the next tests
     assert restarted
     assert np.array_equal(model.W1_, calm.W1_)
     assert np.array_equal(model.W2_, calm.W2_)
