@@ -296,6 +296,10 @@ def build_parser():
     g.add_argument("--seed", type=_seed, default=DEFAULTS["seed"], metavar="N",
                    help="random seed for the split, the weights and shuffling "
                         "(default: %(default)s)")
+    g.add_argument("--dask", metavar="ADDRESS",
+                   help="train on a Dask cluster: tcp://HOST:8786, or local:N for N local worker "
+                        "processes; DATA is then a file pattern read by the workers, e.g. "
+                        "'data/part-*.parquet' (needs relunet[dask]; see relunet.dask)")
     g = p.add_argument_group("output")
     g.add_argument("--out", metavar="MODEL.npz",
                    help="save the trained model (with its scaling) here; not saved otherwise")
@@ -660,6 +664,10 @@ def cmd_train(args):
     for flag, path in (("--out", args.out), ("--metrics", args.metrics), ("--plots", args.plots)):
         if path is not None:  # fail before training, not after
             check_destination(path, flag, directory=flag == "--plots")
+    if getattr(args, "dask", None):  # the workers read the files; the data never come here
+        from .dask import run_cli
+
+        return run_cli(args)
     if args.plots is not None:
         from .plots import require_matplotlib
 
