@@ -55,7 +55,7 @@ from .estimator import ReluNetClassifier, _same_labels, _show
 from .fastpath import Workspace
 from .network import Params, init_params
 from .optim import make_optimizer
-from .train import Trainer, TrainingDiverged
+from .train import Trainer, TrainingDiverged, auto_batch_size
 
 __all__ = ["DaskReluNetClassifier", "LostPartitionError", "train_from_files"]
 
@@ -538,7 +538,9 @@ class _DaskTrainer(Trainer):
     def _workspace_for(self, batch_size):
         return self._cluster
 
-    def _run_epoch(self, X, y, sw):
+    def _run_epoch(self, X, y, sw, progress=None):
+        """Trainer's epoch on the cluster: ``(loss, running accuracy, stopped)``.  The running
+        accuracy is not gathered (None), and ``progress`` is not called within an epoch."""
         cfg = self.config
         cluster = self._cluster
         lr = self.schedule.rate(self.n_epochs)
@@ -550,9 +552,10 @@ class _DaskTrainer(Trainer):
                 raise TrainingDiverged(f"loss became {mean}")
             self.optimizer.step(self.params, cluster.grads, lr)
             self.n_samples_seen += X.shape[0]
-            return mean + reg
+            return mean + reg, None, False
+        batch_size = cfg.batch_size if cfg.batch_size is not None else auto_batch_size(X.shape[0])
         settings = {
-            "solver": cfg.solver, "batch_size": cfg.batch_size or 200, "shuffle": cfg.shuffle,
+            "solver": cfg.solver, "batch_size": batch_size, "shuffle": cfg.shuffle,
             "alpha": cfg.alpha, "momentum": cfg.momentum,
             "nesterovs_momentum": cfg.nesterovs_momentum, "beta_1": cfg.beta_1,
             "beta_2": cfg.beta_2, "epsilon": cfg.epsilon,
@@ -566,7 +569,7 @@ class _DaskTrainer(Trainer):
                 raise TrainingDiverged(f"loss became {t}")
             total, weight = total + t, weight + w
         self.n_samples_seen += X.shape[0]
-        return total / weight + reg
+        return total / weight + reg, None, False
 
 
 def _no_partial_fit(estimator):

@@ -107,6 +107,8 @@ def save(model, path, *, table=None):
     from .arrayapi import to_numpy
     from .estimator import ReluNetClassifier
 
+    if callable(getattr(model, "to_local", None)):  # DaskReluNetClassifier: its plain model
+        model = model.to_local()
     clf, prep_steps, step_names = _split(model, Pipeline, ReluNetClassifier)
     check_is_fitted(clf, ("W1_", "W2_", "classes_"))
     clf = to_numpy(clf)  # trained on CuPy/PyTorch arrays: the file holds NumPy arrays all the same
