@@ -655,7 +655,7 @@ def _log_loss(model, X, y):
 
 def cmd_train(args):
     from .data import check_destination, write_json
-    from .tables import complete_rows, describe, make_model, quote
+    from .tables import complete_rows, describe, label_line, make_model, quote
 
     for flag, path in (("--out", args.out), ("--metrics", args.metrics), ("--plots", args.plots)):
         if path is not None:  # fail before training, not after
@@ -666,6 +666,8 @@ def cmd_train(args):
         require_matplotlib()
     ds = _load_training_data(args)
     _say(args, *describe(ds))
+    if args.quiet and label_line(ds) is not None:  # always say which column is the label
+        print(label_line(ds), file=sys.stderr)
     ds, note = complete_rows(ds, getattr(args, "impute", "median"))
     _say(args, *note)
     classes = np.unique(ds.y)
@@ -784,7 +786,7 @@ def cmd_train(args):
         written = write_plots(args.plots, model, X_tr, y_tr, X_te, y_te,
                               image_shape=shape, feature_names=ds.feature_names,
                               subtitle=f"{os.path.basename(ds.source)}: {settings}")
-        _say(args, f"plots written to {args.plots}/: "
+        _say(args, f"plots written to {os.path.join(args.plots, '')}: "
                    + ", ".join(os.path.basename(p) for p, _ in written))
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 

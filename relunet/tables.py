@@ -49,6 +49,7 @@ __all__ = [
     "choose_label",
     "label_values",
     "check_guessed_label",
+    "check_label_choice",
     "identifier_columns",
     "make_model",
     "build_preparation",
@@ -64,6 +65,8 @@ _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 _INTEGRAL = re.compile(r"(0|-?[1-9][0-9]*)(\.0*)?")  # 7 or 7.0 (pandas writes float labels so)
 _COMMA_DECIMAL = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")
 _DOT_DECIMAL = re.compile(r"[-+]?[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?")
+_DOT_THOUSANDS = re.compile(r"[-+]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?")  # German 1.018,73
+_NUMBERLIKE = re.compile(r"[-+]?[0-9][0-9.,' ]*([eE][-+]?[0-9]+)?%?")
 _UNNAMED = re.compile(r"Unnamed: \d+(_level_\d+)?")
 
 
@@ -139,7 +142,8 @@ def sniff(path, fmt, *, sep=None, decimal=None):
     first data lines into the same number (at least two) of fields, the most fields winning
     and ``;`` tab ``|`` winning ties over ``,`` (``1,5;2,0`` is two decimal-comma numbers).
     The decimal mark is ``,`` when the separator is not ``,`` and the sample has numbers like
-    ``1,5`` but none like ``1.5``.
+    ``1,5`` or ``1.018,73`` but none like ``1.5`` (``1.018`` could be a thousands mark);
+    with a decimal comma, ``.`` is read as a thousands mark.
     """
     raw = _head_bytes(path)
     encoding = _encoding(raw)
@@ -171,9 +175,12 @@ def sniff(path, fmt, *, sep=None, decimal=None):
         decimal = "."
         if sep != ",":
             cells = [c.strip() for r in rows[1:] for c in r]
-            if (any(_COMMA_DECIMAL.fullmatch(c) for c in cells)
-                    and not any(_DOT_DECIMAL.fullmatch(c) for c in cells)):
-                decimal = ","
+            thousands = [c for c in cells if _DOT_THOUSANDS.fullmatch(c)]
+            if ((any(_COMMA_DECIMAL.fullmatch(c) for c in cells)
+                 or any("," in c for c in thousands))
+                    and not any(_DOT_DECIMAL.fullmatch(c) and not _DOT_THOUSANDS.fullmatch(c)
+                                for c in cells)):
+                decimal = ","  # then '.' is a thousands mark: 1.018,73
     return {"sep": sep, "decimal": decimal, "encoding": encoding, "trailing": trailing,
             "looks_like": looks_like, "notes": notes}
 
@@ -224,6 +231,8 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
             notes.extend(dialect["notes"])
             options = {"sep": dialect["sep"], "decimal": dialect["decimal"],
                        "encoding": dialect["encoding"]}
+            if dialect["decimal"] == ",":  # 1.018,73 (',' as thousands mark is never assumed)
+                options["thousands"] = "."
             if dialect["trailing"]:
                 options["index_col"] = False
             header = pd.read_csv(path, nrows=0, **options)
@@ -262,43 +271,71 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
                 f"it looks {_SEP_NAMES[looks]}-separated: try --sep "
                 + ("tab" if looks == "\t" else f"'{looks}'")
             )
-    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
-        if fmt == "parquet":
+    index_columns = []
+    if (not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0
+            or any(n is not None for n in frame.index.names)):
+        names = [str(n) for n in frame.index.names if n is not None]
+        if (fmt == "parquet" and len(names) == frame.index.nlevels
+                and not set(names) & {str(c) for c in frame.columns}):
+            # a named index (penguin_id): a column for --id/--drop/--target, else left out
+            frame, index_columns = frame.reset_index(), names
+        elif fmt == "parquet":
             notes.append(f"{path}: the file's index ({_show([str(n) for n in frame.index.names])})"
                          " is not used as a feature")
         else:
             notes.append(f"{path}: the first column has no header name: read as row names and "
                          "not used as a feature")
         frame = frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     frame.attrs["decimal"] = dialect["decimal"] if dialect else "."
+    frame.attrs["index_columns"] = index_columns
     return frame
 
 
 # ---------------------------------------------------------------------------------- labels
 
 
-def choose_label(columns, *, target=None, hint=None, path=""):
+def choose_label(columns, *, target=None, hint=None, path="", exclude=()):
     """The label column and how it was chosen.
 
-    ``target`` (``--target``) wins; then ``hint`` (the label column a model was trained with)
-    when present; then the one column named like a label (:data:`LABEL_NAMES`, any case);
-    else the last column.
+    ``target`` (``--target``) wins; then ``hint`` (the label column a model was trained
+    with), which must then be in the file; then the one column named like a label
+    (:data:`LABEL_NAMES`, any case); else the last column.  A column in ``exclude`` (a
+    model's feature columns) is never the label.
 
     Returns
     -------
     (name, how) : how is "--target", "model", "named" or "last"
+
+    Raises
+    ------
+    DataError
+        ``target`` is not a column or is in ``exclude``; ``hint`` is given and not a column;
+        no column is left to be the label.
     """
+    exclude = set(exclude or ())
     if target is not None:
         if target not in columns:
             raise DataError(f"{path}: no column named {target!r}; columns are {_show(columns)}")
+        if target in exclude:
+            raise DataError(f"{path}: --target {target!r} is one of the model's feature "
+                            "columns, so it cannot be the label")
         return target, "--target"
-    if hint is not None and hint in columns:
-        return hint, "model"
-    named = [c for c in columns if c.strip().lower() in LABEL_NAMES]
+    if hint is not None:
+        if hint in columns:
+            return hint, "model"
+        raise DataError(f"{path}: no label column {hint!r} (the model was trained with "
+                        f"{hint!r} as the label); columns are {_show(columns)}; give "
+                        "--target COLUMN to use another column, or --labels FILE")
+    rest = [c for c in columns if c not in exclude]
+    named = [c for c in rest if c.strip().lower() in LABEL_NAMES]
     if len(named) == 1:
         return named[0], "named"
-    return columns[-1], "last"
+    if not rest:
+        raise DataError(f"{path}: no column left for the label (all are the model's "
+                        "features); give --labels FILE")
+    return rest[-1], "last"
 
 
 def label_values(series, source):
@@ -382,6 +419,41 @@ def check_guessed_label(y, column, how, path):
         )
 
 
+def check_label_choice(frame, column, y, how, path):
+    """Refuse a last-column label guess when another column could as well be the label.
+
+    The guess is ambiguous when the last column holds integers and either they look like
+    years (all in 1800..2100: palmerpenguins ends with ``year``), or they are not class codes
+    (``0..K-1`` or ``1..K``) while the table has a text column with few distinct values
+    (2..50, at most a fifth of the rows), such as ``species``.
+
+    Raises
+    ------
+    DataError
+        Naming the candidate columns and asking for ``--target``.
+    """
+    if how != "last" or y.dtype.kind not in "iu" or len(y) == 0:
+        return
+    values = np.unique(y)
+    k = len(values)
+    codes = np.array_equal(values, np.arange(k)) or np.array_equal(values, np.arange(1, k + 1))
+    yearlike = bool(values.min() >= 1800 and values.max() <= 2100)
+    limit = max(2, min(50, len(frame) // 5))
+    text = [c for c in frame.columns if c != column and _is_text(frame[c])
+            and 2 <= frame[c].nunique() <= limit]
+    if not (yearlike or (text and not codes)):
+        return
+    shown = _show([int(v) for v in values], 5)
+    what = "look like years" if yearlike else "are not class codes 0..K-1 or 1..K"
+    also = (f"; {_show(text, 5)} {'is a text column' if len(text) == 1 else 'are text columns'}"
+            " with few values") if text else ""
+    raise DataError(
+        f"{path}: which column is the label? The last column {column!r} holds integers that "
+        f"{what} ({shown}){also}; candidates: {_show([column, *text], 6)}; name the label "
+        f"with --target COLUMN"
+    )
+
+
 _HOW = {"named": "the column named like a label", "last": "the last column",
         "--target": "--target", "model": "the model's label column"}
 
@@ -462,6 +534,8 @@ def _numeric_column(series, col, path, *, decimal=".", required=False):
                 bad.append(i)
                 continue
         text = v.strip()
+        if decimal == "," and _DOT_THOUSANDS.fullmatch(text):
+            text = text.replace(".", "")
         if decimal != ".":
             text = text.replace(decimal, ".")
         if text.lower() in words:
@@ -492,6 +566,31 @@ def _numeric_column(series, col, path, *, decimal=".", required=False):
            "; fix or blank those cells (blanks are missing values), or leave the column out "
            f"with --drop {col}")
     )
+
+
+def _check_text_column(series, col, path, decimal, notes):
+    """A new text feature column with very many distinct values: refused when its values look
+    like numbers (a number format not understood, e.g. thousands marks), else a note.
+
+    Many distinct means more than half of at least 20 present values.
+    """
+    present = series.dropna().astype(str).str.strip()
+    n, distinct = len(present), present.nunique()
+    if n < 20 or distinct <= n / 2:
+        return
+    numberlike = present.str.fullmatch(_NUMBERLIKE.pattern)
+    if numberlike.mean() >= 0.9:
+        example = present[~present.str.fullmatch(r"[-+]?[0-9]+")].head(1)
+        example = example.iloc[0] if len(example) else present.iloc[0]
+        raise DataError(
+            f"{path}: column {col!r} looks like numbers (e.g. {quote(example)}) but could not "
+            f"be read as numbers with decimal mark {decimal!r}; as text it would be "
+            f"{distinct} categories for {_rows(n)}: give --decimal (and --sep), fix the "
+            f"column, or leave it out with --drop {col}"
+        )
+    notes.append(f"{path}: text column {col!r} has {distinct} distinct values in {_rows(n)}: "
+                 f"one-hot encoded (values in few rows grouped); if it identifies rows, "
+                 f"give --id {col} or --drop {col}")
 
 
 def _categorical_column(series):
@@ -573,7 +672,7 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         if labels is None:
             if target is not None or need_labels or label_hint in columns:
                 label, chosen["how"] = choose_label(columns, target=target, hint=label_hint,
-                                                    path=path)
+                                                    path=path, exclude=features or ())
             else:  # prediction: drop a label column if there is one
                 rest = [c for c in columns if c not in (features or ()) and c not in ids]
                 named = [c for c in rest if c.strip().lower() in LABEL_NAMES]
@@ -587,11 +686,19 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
 
     frame = read_frame(path, fmt, sep=sep, decimal=decimal, pick_text=pick_text, notes=notes)
     dec = decimal or frame.attrs.get("decimal", ".")
+    index_columns = frame.attrs.get("index_columns", [])
     frame.attrs = {}
     columns = list(frame.columns)
     if fmt == "parquet":
         pick_text(columns)
     label = chosen.get("label")
+    unused = [c for c in index_columns if c != label and c not in ids and c not in drop
+              and c not in (features or ())]
+    if unused:  # a Parquet file's named index, not asked for: not a feature
+        notes.append(f"{path}: the file's index ({_show(unused)}) is not used as a feature "
+                     f"(give --id {unused[0]} to keep it for predictions)")
+        frame = frame.drop(columns=unused)
+        columns = list(frame.columns)
     empty_tail = []
     while columns and frame[columns[-1]].isna().all() and len(columns) > 1:
         empty_tail.insert(0, columns.pop())  # Excel writes separators past the last column
@@ -599,7 +706,8 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         frame = frame.drop(columns=empty_tail)
         notes.append(f"{path}: {_show(empty_tail)}: empty column(s) at the end left out")
         if label in empty_tail:
-            label, chosen["how"] = choose_label(columns, hint=label_hint, path=path)
+            label, chosen["how"] = choose_label(columns, hint=label_hint, path=path,
+                                                exclude=features or ())
             chosen["label"] = label
             if fmt != "parquet":  # read it again as text as written
                 again = read_frame(path, fmt, sep=sep, decimal=decimal, text_columns=[label])
@@ -629,7 +737,9 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         if need_labels:
             present = series[series.notna()]
             if len(present):
-                check_guessed_label(label_values(present, source), label, how, path)
+                guessed = label_values(present, source)
+                check_guessed_label(guessed, label, how, path)
+                check_label_choice(frame, label, guessed, how, path)
         try:
             y = label_values(series, source)
         except DataError as exc:  # say the data row by position in the file
@@ -696,6 +806,7 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
             raise DataError(str(exc).replace(f"data row {m.group(1)}", f"data row {row}")) \
                 from None
         if values is None:
+            _check_text_column(frame[col], col, path, dec, notes)
             data[col] = _categorical_column(frame[col])
             categorical.append(col)
         else:
@@ -958,15 +1069,27 @@ def make_model(classifier, ds=None, *, numeric=None, categorical=None, scale="st
     return Pipeline([("scale", scaler), ("net", classifier)])
 
 
+def label_line(ds):
+    """The line saying which column is the label and why (None when there is none).
+
+    Labels from a separate file (``--labels FILE``) are named as such.
+    """
+    label = getattr(ds, "label", None)
+    if label is None:
+        source = getattr(ds, "labels_source", None)
+        return None if source is None else f"labels: from {source} (--labels)"
+    how = {"--target": "--target", "model": "as the model was trained",
+           "named": "named like a label", "last": "the last column; choose another with "
+                                                   "--target"}.get(ds.label_how, "")
+    return f"label: column {label!r} ({how})"
+
+
 def describe(ds):
     """Lines telling the user what was read: notes, label column, feature kinds."""
     lines = list(getattr(ds, "notes", None) or [])
-    label = getattr(ds, "label", None)
+    label = label_line(ds)
     if label is not None:
-        how = {"--target": "--target", "model": "as the model was trained",
-               "named": "named like a label", "last": "the last column; choose another with "
-                                                       "--target"}.get(ds.label_how, "")
-        lines.append(f"label: column {label!r} ({how})")
+        lines.append(label)
     if getattr(ds, "numeric", None) is not None:
         parts = [f"{len(ds.numeric)} numeric"]
         if ds.categorical:
