@@ -205,9 +205,13 @@ examples:
 """
 
 EXPORT_EPILOG = """\
-The ONNX model has one input X (N rows, the model's features, in its dtype) and two outputs:
-'label' (N,) and 'probabilities' (N, K), column k for class k in sorted order.  The saved
-scaling is part of the graph.  Needs onnx: pip install 'relunet[onnx]'.
+Inputs: a model trained on arrays (.npy, .npz, IDX, or a table of numbers read as an array)
+has one input X of shape (N, D) in the model's dtype; a model trained on a table has one
+input per column, named by the column, of shape (N, 1): numbers in the model's dtype, text
+as strings (a missing number is NaN, a missing text "").  Outputs: 'label' (N,) and
+'probabilities' (N, K), column k for class k in sorted order.  The saved preparation
+(imputing, scaling, one-hot encoding) is part of the graph.  Needs onnx:
+pip install 'relunet[onnx]'.
 
 examples:
   relunet export model.npz model.onnx
@@ -393,7 +397,8 @@ def _table_options(group, *, train=False):
                        default="median",
                        help="missing numbers: fill with the training median/mean (plus a "
                             "missing-indicator column), drop those rows, or refuse them "
-                            "(default: %(default)s)")
+                            "(default: %(default)s); missing text is always a category of "
+                            "its own")
     group.add_argument("--min-frequency", type=_positive_int, default=5, metavar="N",
                        help="text values seen in fewer training rows are grouped as one "
                             "'infrequent' category (default: %(default)s)")
@@ -1044,13 +1049,11 @@ def cmd_export(args):
     from .data import require
 
     require("onnx", "onnx", "relunet export")
-    from .onnx_export import save_onnx
+    from .onnx_export import describe_onnx, save_onnx
 
     model = _load_model(args.model)
     proto = save_onnx(model, args.out, opset=args.opset)
-    inputs = ", ".join(i.name for i in proto.graph.input)
-    print(f"wrote {args.out}: ONNX opset {proto.opset_import[0].version}, IR version "
-          f"{proto.ir_version}; inputs {inputs}; outputs label, probabilities")
+    print(f"wrote {args.out}: {describe_onnx(proto)}")
     return EXIT_OK
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "check_guessed_label",
     "check_label_choice",
     "identifier_columns",
+    "looks_like_id_name",
     "make_model",
     "build_preparation",
     "table_columns",
@@ -469,8 +470,28 @@ def _is_number(v):
 # ---------------------------------------------------------------------------------- columns
 
 
-def identifier_columns(frame, candidates):
+def looks_like_id_name(name):
+    """Whether a column name reads as a row identifier: ``id``, ``rowid``, ``index``, ``key``,
+    ``*_id`` (also ``* id``, ``*-id``, ``*.id``), camel-case ``*Id``/``*ID``, ``Unnamed: 0``."""
+    text = name.strip()
+    low = text.lower()
+    return bool(
+        low in ("id", "rowid", "row_id", "row id", "rownum", "row_number", "index", "idx",
+                "key", "no", "nr")
+        or re.search(r"[_ .\-]id$", low) or re.search(r"[a-z0-9](Id|ID)$", text)
+        or _UNNAMED.fullmatch(text)
+    )
+
+
+def identifier_columns(frame, candidates, notes=None):
     """Columns among ``candidates`` that identify rows rather than describe them.
+
+    Left out: a column without a header name; an integer column holding ``0..n-1`` or
+    ``1..n``; an integer column named like an identifier (:func:`looks_like_id_name`) with a
+    different non-negative integer in every row (row ids after a split); a text column with a
+    different text in every row (20 rows or more).  An integer column with a different value
+    in every row that is not named like an identifier stays a feature; ``notes`` then gets a
+    sentence suggesting ``--id``/``--drop``.
 
     Returns
     -------
@@ -491,6 +512,14 @@ def identifier_columns(frame, candidates):
             if np.array_equal(v, np.arange(n)) or np.array_equal(v, np.arange(1, n + 1)):
                 found.append((col, f"it numbers the rows ({v[0]}..{v[-1]})"))
                 continue
+            if v[0] >= 0 and np.all(np.diff(v) > 0):  # a different integer in every row
+                if looks_like_id_name(col):
+                    found.append((col, "it is named like an identifier and has a different "
+                                       f"integer in every row ({v[0]}..{v[-1]})"))
+                    continue
+                if notes is not None and n >= 20:
+                    notes.append(f"column {col!r} has a different integer in every row; if it "
+                                 f"identifies rows, give --id {col} or --drop {col}")
         if (_is_text(s) and n >= 20 and s.notna().all() and s.nunique() == n
                 and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5):  # not numbers
             found.append((col, "it has a different text in every row"))
@@ -764,7 +793,9 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         if empty:
             notes.append(f"{path}: {_show(empty)}: no values at all; not used")
         candidates = [c for c in candidates if c not in empty]
-        found = identifier_columns(frame, candidates)
+        unique_notes = []
+        found = identifier_columns(frame, candidates, unique_notes)
+        notes.extend(f"{path}: {note}" for note in unique_notes)
         for col, reason in found:
             notes.append(f"{path}: column {col!r} is not used as a feature: {reason} "
                          "(give --id to keep it for predictions)")
@@ -869,7 +900,7 @@ def read_for_model(path, model, names, table=None, *, labels=None, target=None,
             raise DataError(f"{path}: column {ds.categorical[0]!r} holds text, but the model "
                             "takes only numbers")
         if not has_imputer(model):
-            check_no_missing(ds, "no imputation")
+            check_no_missing(ds, model=True)
         ds.notes = [n for n in ds.notes if "not used as a feature" not in n]
     return ds
 
@@ -910,8 +941,9 @@ def read_test(path, train, *, labels=None, target=None, impute="median", **optio
 def complete_rows(ds, impute):
     """Apply ``--impute drop-rows`` or ``none`` to a table: ``(ds, notes)``.
 
-    drop-rows leaves out the rows with a missing feature value (and says how many); none
-    raises :class:`DataError` at the first one; median and mean leave them to the model.
+    ``--impute`` is about numbers only: drop-rows leaves out the rows with a missing number
+    (and says how many); none raises :class:`DataError` at the first one; median and mean
+    leave them to the model.  A missing text value is always a category of its own.
     """
     if not ds.is_table or impute in ("median", "mean"):
         return ds, []
@@ -976,25 +1008,40 @@ def describe_preparation(model):
     return lines
 
 
-def check_no_missing(ds, what="--impute none"):
-    """Raise DataError at the first missing feature value of a table (model without imputer)."""
-    X = ds.X
+def _numeric_part(ds):
+    """The numeric feature columns of a table Dataset (missing text is a category)."""
+    numeric = getattr(ds, "numeric", None)
+    return ds.X if numeric is None else ds.X[list(numeric)]
+
+
+def check_no_missing(ds, model=False):
+    """Raise DataError at the first missing *number* of a table (``--impute none``, or a
+    model without an imputer).  Missing text is not checked: it is a category of its own.
+
+    ``model``: the check is for a trained model's input (the message says so).
+    """
+    X = _numeric_part(ds)
     missing = X.isna().to_numpy()
     if missing.any():
         row, col = (int(i) for i in np.argwhere(missing)[0])
         pos = getattr(ds, "rows", None)
         pos = np.arange(len(X)) if pos is None else pos
-        raise DataError(
-            f"{ds.source}: column {X.columns[col]!r} is missing (blank or NA) in data row "
-            f"{int(pos[row]) + 1} ({int(missing.sum())} missing values); this model was "
-            f"trained with {what}: fill them first"
-        )
+        count = int(missing.sum())
+        where = (f"{ds.source}: numeric column {X.columns[col]!r} is missing (blank or NA) in "
+                 f"data row {int(pos[row]) + 1} ({count} missing "
+                 f"{'number' if count == 1 else 'numbers'} in all)")
+        if model:
+            raise DataError(f"{where}; this model was trained without imputing numbers "
+                            "(--impute none or drop-rows): fill them first")
+        raise DataError(f"{where}; --impute none refuses missing numbers: fill them, or "
+                        "choose --impute median, mean or drop-rows")
 
 
 def drop_missing_rows(ds):
-    """The rows of a table with no missing feature value (``--impute drop-rows``)."""
+    """The rows of a table with no missing number (``--impute drop-rows``); missing text is
+    kept (a category of its own).  Returns ``(ds, number of rows dropped)``."""
     X = ds.X
-    keep = ~X.isna().any(axis=1).to_numpy()
+    keep = ~_numeric_part(ds).isna().any(axis=1).to_numpy()
     if keep.all():
         return ds, 0
     pos = getattr(ds, "rows", None)

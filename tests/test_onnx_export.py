@@ -300,7 +300,7 @@ def test_cli_export_writes_a_model_onnxruntime_runs(capsys, tmp_path, model_path
     out_path = tmp_path / "model.onnx"
     code, out, err = run_cli(capsys, "export", path, out_path)
     assert (code, err) == (0, "")
-    assert "opset 17" in out and "inputs X" in out
+    assert "opset 17" in out and "; input X;" in out
     X = np.random.default_rng(3).standard_normal((50, 6)).astype(np.float32)
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
     label, proba = session.run(["label", "probabilities"], {"X": X})
