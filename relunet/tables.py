@@ -521,7 +521,8 @@ def identifier_columns(frame, candidates, notes=None):
                     notes.append(f"column {col!r} has a different integer in every row; if it "
                                  f"identifies rows, give --id {col} or --drop {col}")
         if (_is_text(s) and n >= 20 and s.notna().all() and s.nunique() == n
-                and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5):  # not numbers
+                and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5  # not numbers
+                and s.astype(str).str.strip().str.fullmatch(_NUMBERLIKE.pattern).mean() < 0.9):
             found.append((col, "it has a different text in every row"))
     return found
 
