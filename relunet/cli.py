@@ -205,8 +205,8 @@ examples:
 """
 
 EXPORT_EPILOG = """\
-Inputs: a model trained on arrays (.npy, .npz, IDX, or a table of numbers read as an array)
-has one input X of shape (N, D) in the model's dtype; a model trained on a table has one
+Inputs: a model trained on arrays (.npy, .npz, IDX, the built-in data sets) has one
+input X of shape (N, D) in the model's dtype; a model trained on a table has one
 input per column, named by the column, of shape (N, 1): numbers in the model's dtype, text
 as strings (a missing number is NaN, a missing text "").  Outputs: 'label' (N,) and
 'probabilities' (N, K), column k for class k in sorted order.  The saved preparation

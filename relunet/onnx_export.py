@@ -48,7 +48,8 @@ import json
 
 import numpy as np
 
-__all__ = ["to_onnx", "save_onnx", "describe_onnx", "DEFAULT_OPSET", "STRING_OPSET", "register_skl2onnx"]
+__all__ = ["to_onnx", "save_onnx", "describe_onnx", "DEFAULT_OPSET", "STRING_OPSET",
+           "register_skl2onnx"]
 
 DEFAULT_OPSET = 17  # IR 8; the network needs opset 13 (Softmax over one axis)
 STRING_OPSET = 19  # IR 9; Equal on string tensors appeared in opset 19

@@ -951,7 +951,7 @@ def complete_rows(ds, impute):
     if impute == "drop-rows":
         ds, dropped = drop_missing_rows(ds)
         return ds, ([f"{ds.source}: {dropped} of {dropped + len(ds.X)} rows with missing "
-                     "values left out (--impute drop-rows)"] if dropped else [])
+                     "numbers left out (--impute drop-rows)"] if dropped else [])
     check_no_missing(ds)
     return ds, []
 
