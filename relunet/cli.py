@@ -307,7 +307,8 @@ def build_parser():
                    help="write accuracies, losses and the per-epoch history as JSON")
     g.add_argument("--plots", metavar="DIR",
                    help="write PNG plots here (needs matplotlib: pip install 'relunet[plot]')")
-    g.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="print nothing but errors and (on stderr) a table's label column")
     g.add_argument("--log-every", type=_positive_int, default=DEFAULTS["log_every"],
                    metavar="N", help="when output is not a terminal: one line every N epochs "
                                      "(default: %(default)s)")
