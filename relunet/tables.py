@@ -403,7 +403,7 @@ def check_guessed_label(y, column, how, path):
     why = None
     values = y[:5000]
     if y.dtype.kind == "f" or (y.dtype.kind in "UO" and all(_is_number(v) for v in values)):
-        numbers = np.array([float(v) for v in values])
+        numbers = np.array([_number(v) for v in values])
         if not np.all(numbers[np.isfinite(numbers)] == np.round(numbers[np.isfinite(numbers)])):
             why = "holds numbers that are not whole: a measurement, not classes"
     if why is None:
@@ -459,9 +459,20 @@ _HOW = {"named": "the column named like a label", "last": "the last column",
         "--target": "--target", "model": "the model's label column"}
 
 
+def _number(v):
+    """``float(v)``, also for a decimal comma (``1018,73``, ``1.018,73``) as labels are text."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        text = str(v).strip()
+        if _COMMA_DECIMAL.fullmatch(text) or _DOT_THOUSANDS.fullmatch(text):
+            return float(text.replace(".", "").replace(",", "."))
+        raise
+
+
 def _is_number(v):
     try:
-        float(v)
+        _number(v)
     except (TypeError, ValueError):
         return False
     return True

@@ -426,3 +426,10 @@ def test_unique_integers_not_named_like_an_id_stay_a_feature_with_a_note(tmp_pat
     assert ds.feature_names == ["mass", "a"]
     assert any("'mass' has a different integer in every row" in n and "--id mass" in n
                for n in ds.notes)
+
+
+def test_a_guessed_label_of_decimal_comma_prices_is_a_measurement(tmp_path):
+    lines = ["Region;Preis"] + [f"{'AB'[i % 2]};10{i % 3}{i % 7},{i % 10}3" for i in range(30)]
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    message = error_of(lambda: read_data(tmp_path / "w.csv"))
+    assert "'Preis'" in message and "not whole" in message
