@@ -205,9 +205,13 @@ examples:
 """
 
 EXPORT_EPILOG = """\
-The ONNX model has one input X (N rows, the model's features, in its dtype) and two outputs:
-'label' (N,) and 'probabilities' (N, K), column k for class k in sorted order.  The saved
-scaling is part of the graph.  Needs onnx: pip install 'relunet[onnx]'.
+Inputs: a model trained on arrays (.npy, .npz, IDX, the built-in data sets) has one
+input X of shape (N, D) in the model's dtype; a model trained on a table has one
+input per column, named by the column, of shape (N, 1): numbers in the model's dtype, text
+as strings (a missing number is NaN, a missing text "").  Outputs: 'label' (N,) and
+'probabilities' (N, K), column k for class k in sorted order.  The saved preparation
+(imputing, scaling, one-hot encoding) is part of the graph.  Needs onnx:
+pip install 'relunet[onnx]'.
 
 examples:
   relunet export model.npz model.onnx
@@ -307,7 +311,8 @@ def build_parser():
                    help="write accuracies, losses and the per-epoch history as JSON")
     g.add_argument("--plots", metavar="DIR",
                    help="write PNG plots here (needs matplotlib: pip install 'relunet[plot]')")
-    g.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="print nothing but errors and (on stderr) a table's label column")
     g.add_argument("--log-every", type=_positive_int, default=DEFAULTS["log_every"],
                    metavar="N", help="when output is not a terminal: one line every N epochs "
                                      "(default: %(default)s)")
@@ -397,7 +402,8 @@ def _table_options(group, *, train=False):
                        default="median",
                        help="missing numbers: fill with the training median/mean (plus a "
                             "missing-indicator column), drop those rows, or refuse them "
-                            "(default: %(default)s)")
+                            "(default: %(default)s); missing text is always a category of "
+                            "its own")
     group.add_argument("--min-frequency", type=_positive_int, default=5, metavar="N",
                        help="text values seen in fewer training rows are grouped as one "
                             "'infrequent' category (default: %(default)s)")
@@ -659,7 +665,7 @@ def _log_loss(model, X, y):
 
 def cmd_train(args):
     from .data import check_destination, write_json
-    from .tables import complete_rows, describe, make_model, quote
+    from .tables import complete_rows, describe, label_line, make_model, quote
 
     for flag, path in (("--out", args.out), ("--metrics", args.metrics), ("--plots", args.plots)):
         if path is not None:  # fail before training, not after
@@ -674,6 +680,8 @@ def cmd_train(args):
         require_matplotlib()
     ds = _load_training_data(args)
     _say(args, *describe(ds))
+    if args.quiet and label_line(ds) is not None:  # always say which column is the label
+        print(label_line(ds), file=sys.stderr)
     ds, note = complete_rows(ds, getattr(args, "impute", "median"))
     _say(args, *note)
     classes = np.unique(ds.y)
@@ -792,7 +800,7 @@ def cmd_train(args):
         written = write_plots(args.plots, model, X_tr, y_tr, X_te, y_te,
                               image_shape=shape, feature_names=ds.feature_names,
                               subtitle=f"{os.path.basename(ds.source)}: {settings}")
-        _say(args, f"plots written to {args.plots}/: "
+        _say(args, f"plots written to {os.path.join(args.plots, '')}: "
                    + ", ".join(os.path.basename(p) for p, _ in written))
     return EXIT_INTERRUPTED if interrupted else EXIT_OK
 
@@ -1050,13 +1058,11 @@ def cmd_export(args):
     from .data import require
 
     require("onnx", "onnx", "relunet export")
-    from .onnx_export import save_onnx
+    from .onnx_export import describe_onnx, save_onnx
 
     model = _load_model(args.model)
     proto = save_onnx(model, args.out, opset=args.opset)
-    inputs = ", ".join(i.name for i in proto.graph.input)
-    print(f"wrote {args.out}: ONNX opset {proto.opset_import[0].version}, IR version "
-          f"{proto.ir_version}; inputs {inputs}; outputs label, probabilities")
+    print(f"wrote {args.out}: {describe_onnx(proto)}")
     return EXIT_OK
 
 

@@ -89,6 +89,8 @@ class Dataset:
         Tables only: the ``--id`` columns, as text.
     notes : list of str
         What the reader decided that the user should be told (columns left out, ...).
+    labels_source : str or None
+        The separate labels file (``--labels``) the labels came from.
     """
 
     X: np.ndarray
@@ -103,6 +105,7 @@ class Dataset:
     ids: object = None
     notes: list = field(default_factory=list)
     rows: object = None
+    labels_source: str | None = None
 
     @property
     def is_table(self):
@@ -595,14 +598,17 @@ def read_data(path, *, labels=None, target=None, need_labels=True, features=None
         raise DataError(
             f"{where}: {y.shape[0]} labels for {X.shape[0]} rows of {path}; they must match"
         )
+    source = None if labels is None else str(labels)
     if ds is not None:
-        ds.y = y
+        ds.y, ds.labels_source = y, source
         if not ds.categorical:  # a Kaggle-style image CSV: pixel columns
             ds.image_shape = _square(ds.X.shape[1])
         return ds
     if image_shape is None:
         image_shape = _square(X.shape[1])
-    return Dataset(X, y, names, path, image_shape)
+    ds = Dataset(X, y, names, path, image_shape)
+    ds.labels_source = source
+    return ds
 
 
 def split_rows(ds, fraction, seed):

@@ -48,7 +48,8 @@ import json
 
 import numpy as np
 
-__all__ = ["to_onnx", "DEFAULT_OPSET", "STRING_OPSET", "register_skl2onnx"]
+__all__ = ["to_onnx", "save_onnx", "describe_onnx", "DEFAULT_OPSET", "STRING_OPSET",
+           "register_skl2onnx"]
 
 DEFAULT_OPSET = 17  # IR 8; the network needs opset 13 (Softmax over one axis)
 STRING_OPSET = 19  # IR 9; Equal on string tensors appeared in opset 19
@@ -470,6 +471,18 @@ def to_onnx(model, *, opset=None, ir_version=None):
 def _short_list(values, limit=20):
     text = ", ".join(map(str, values[:limit]))
     return text + (", ..." if len(values) > limit else "")
+
+
+def describe_onnx(proto, limit=5):
+    """One line about an exported model: opset, IR version, inputs (the first ``limit`` names
+    and their count) and outputs."""
+    names = [i.name for i in proto.graph.input]
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += f", ... ({len(names)} inputs in all)"
+    return (f"ONNX opset {proto.opset_import[0].version}, IR version {proto.ir_version}; "
+            f"input{'s' if len(names) != 1 else ''} {shown}; outputs "
+            + ", ".join(o.name for o in proto.graph.output))
 
 
 def save_onnx(model, path, **kwargs):

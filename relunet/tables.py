@@ -49,7 +49,9 @@ __all__ = [
     "choose_label",
     "label_values",
     "check_guessed_label",
+    "check_label_choice",
     "identifier_columns",
+    "looks_like_id_name",
     "make_model",
     "build_preparation",
     "table_columns",
@@ -64,6 +66,8 @@ _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 _INTEGRAL = re.compile(r"(0|-?[1-9][0-9]*)(\.0*)?")  # 7 or 7.0 (pandas writes float labels so)
 _COMMA_DECIMAL = re.compile(r"[-+]?[0-9]*,[0-9]+([eE][-+]?[0-9]+)?")
 _DOT_DECIMAL = re.compile(r"[-+]?[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?")
+_DOT_THOUSANDS = re.compile(r"[-+]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?")  # German 1.018,73
+_NUMBERLIKE = re.compile(r"[-+]?[0-9][0-9.,' ]*([eE][-+]?[0-9]+)?%?")
 _UNNAMED = re.compile(r"Unnamed: \d+(_level_\d+)?")
 
 
@@ -139,7 +143,8 @@ def sniff(path, fmt, *, sep=None, decimal=None):
     first data lines into the same number (at least two) of fields, the most fields winning
     and ``;`` tab ``|`` winning ties over ``,`` (``1,5;2,0`` is two decimal-comma numbers).
     The decimal mark is ``,`` when the separator is not ``,`` and the sample has numbers like
-    ``1,5`` but none like ``1.5``.
+    ``1,5`` or ``1.018,73`` but none like ``1.5`` (``1.018`` could be a thousands mark);
+    with a decimal comma, ``.`` is read as a thousands mark.
     """
     raw = _head_bytes(path)
     encoding = _encoding(raw)
@@ -171,9 +176,12 @@ def sniff(path, fmt, *, sep=None, decimal=None):
         decimal = "."
         if sep != ",":
             cells = [c.strip() for r in rows[1:] for c in r]
-            if (any(_COMMA_DECIMAL.fullmatch(c) for c in cells)
-                    and not any(_DOT_DECIMAL.fullmatch(c) for c in cells)):
-                decimal = ","
+            thousands = [c for c in cells if _DOT_THOUSANDS.fullmatch(c)]
+            if ((any(_COMMA_DECIMAL.fullmatch(c) for c in cells)
+                 or any("," in c for c in thousands))
+                    and not any(_DOT_DECIMAL.fullmatch(c) and not _DOT_THOUSANDS.fullmatch(c)
+                                for c in cells)):
+                decimal = ","  # then '.' is a thousands mark: 1.018,73
     return {"sep": sep, "decimal": decimal, "encoding": encoding, "trailing": trailing,
             "looks_like": looks_like, "notes": notes}
 
@@ -224,6 +232,8 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
             notes.extend(dialect["notes"])
             options = {"sep": dialect["sep"], "decimal": dialect["decimal"],
                        "encoding": dialect["encoding"]}
+            if dialect["decimal"] == ",":  # 1.018,73 (',' as thousands mark is never assumed)
+                options["thousands"] = "."
             if dialect["trailing"]:
                 options["index_col"] = False
             header = pd.read_csv(path, nrows=0, **options)
@@ -262,43 +272,71 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
                 f"it looks {_SEP_NAMES[looks]}-separated: try --sep "
                 + ("tab" if looks == "\t" else f"'{looks}'")
             )
-    if not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0:
-        if fmt == "parquet":
+    index_columns = []
+    if (not isinstance(frame.index, pd.RangeIndex) or frame.index.start != 0
+            or any(n is not None for n in frame.index.names)):
+        names = [str(n) for n in frame.index.names if n is not None]
+        if (fmt == "parquet" and len(names) == frame.index.nlevels
+                and not set(names) & {str(c) for c in frame.columns}):
+            # a named index (penguin_id): a column for --id/--drop/--target, else left out
+            frame, index_columns = frame.reset_index(), names
+        elif fmt == "parquet":
             notes.append(f"{path}: the file's index ({_show([str(n) for n in frame.index.names])})"
                          " is not used as a feature")
         else:
             notes.append(f"{path}: the first column has no header name: read as row names and "
                          "not used as a feature")
         frame = frame.reset_index(drop=True)
+    frame = frame.reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     frame.attrs["decimal"] = dialect["decimal"] if dialect else "."
+    frame.attrs["index_columns"] = index_columns
     return frame
 
 
 # ---------------------------------------------------------------------------------- labels
 
 
-def choose_label(columns, *, target=None, hint=None, path=""):
+def choose_label(columns, *, target=None, hint=None, path="", exclude=()):
     """The label column and how it was chosen.
 
-    ``target`` (``--target``) wins; then ``hint`` (the label column a model was trained with)
-    when present; then the one column named like a label (:data:`LABEL_NAMES`, any case);
-    else the last column.
+    ``target`` (``--target``) wins; then ``hint`` (the label column a model was trained
+    with), which must then be in the file; then the one column named like a label
+    (:data:`LABEL_NAMES`, any case); else the last column.  A column in ``exclude`` (a
+    model's feature columns) is never the label.
 
     Returns
     -------
     (name, how) : how is "--target", "model", "named" or "last"
+
+    Raises
+    ------
+    DataError
+        ``target`` is not a column or is in ``exclude``; ``hint`` is given and not a column;
+        no column is left to be the label.
     """
+    exclude = set(exclude or ())
     if target is not None:
         if target not in columns:
             raise DataError(f"{path}: no column named {target!r}; columns are {_show(columns)}")
+        if target in exclude:
+            raise DataError(f"{path}: --target {target!r} is one of the model's feature "
+                            "columns, so it cannot be the label")
         return target, "--target"
-    if hint is not None and hint in columns:
-        return hint, "model"
-    named = [c for c in columns if c.strip().lower() in LABEL_NAMES]
+    if hint is not None:
+        if hint in columns:
+            return hint, "model"
+        raise DataError(f"{path}: no label column {hint!r} (the model was trained with "
+                        f"{hint!r} as the label); columns are {_show(columns)}; give "
+                        "--target COLUMN to use another column, or --labels FILE")
+    rest = [c for c in columns if c not in exclude]
+    named = [c for c in rest if c.strip().lower() in LABEL_NAMES]
     if len(named) == 1:
         return named[0], "named"
-    return columns[-1], "last"
+    if not rest:
+        raise DataError(f"{path}: no column left for the label (all are the model's "
+                        "features); give --labels FILE")
+    return rest[-1], "last"
 
 
 def label_values(series, source):
@@ -365,7 +403,7 @@ def check_guessed_label(y, column, how, path):
     why = None
     values = y[:5000]
     if y.dtype.kind == "f" or (y.dtype.kind in "UO" and all(_is_number(v) for v in values)):
-        numbers = np.array([float(v) for v in values])
+        numbers = np.array([_number(v) for v in values])
         if not np.all(numbers[np.isfinite(numbers)] == np.round(numbers[np.isfinite(numbers)])):
             why = "holds numbers that are not whole: a measurement, not classes"
     if why is None:
@@ -382,13 +420,59 @@ def check_guessed_label(y, column, how, path):
         )
 
 
+def check_label_choice(frame, column, y, how, path):
+    """Refuse a last-column label guess when another column could as well be the label.
+
+    The guess is ambiguous when the last column holds integers and either they look like
+    years (all in 1800..2100: palmerpenguins ends with ``year``), or they are not class codes
+    (``0..K-1`` or ``1..K``) while the table has a text column with few distinct values
+    (2..50, at most a fifth of the rows), such as ``species``.
+
+    Raises
+    ------
+    DataError
+        Naming the candidate columns and asking for ``--target``.
+    """
+    if how != "last" or y.dtype.kind not in "iu" or len(y) == 0:
+        return
+    values = np.unique(y)
+    k = len(values)
+    codes = np.array_equal(values, np.arange(k)) or np.array_equal(values, np.arange(1, k + 1))
+    yearlike = bool(values.min() >= 1800 and values.max() <= 2100)
+    limit = max(2, min(50, len(frame) // 5))
+    text = [c for c in frame.columns if c != column and _is_text(frame[c])
+            and 2 <= frame[c].nunique() <= limit]
+    if not (yearlike or (text and not codes)):
+        return
+    shown = _show([int(v) for v in values], 5)
+    what = "look like years" if yearlike else "are not class codes 0..K-1 or 1..K"
+    also = (f"; {_show(text, 5)} {'is a text column' if len(text) == 1 else 'are text columns'}"
+            " with few values") if text else ""
+    raise DataError(
+        f"{path}: which column is the label? The last column {column!r} holds integers that "
+        f"{what} ({shown}){also}; candidates: {_show([column, *text], 6)}; name the label "
+        f"with --target COLUMN"
+    )
+
+
 _HOW = {"named": "the column named like a label", "last": "the last column",
         "--target": "--target", "model": "the model's label column"}
 
 
+def _number(v):
+    """``float(v)``, also for a decimal comma (``1018,73``, ``1.018,73``) as labels are text."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        text = str(v).strip()
+        if _COMMA_DECIMAL.fullmatch(text) or _DOT_THOUSANDS.fullmatch(text):
+            return float(text.replace(".", "").replace(",", "."))
+        raise
+
+
 def _is_number(v):
     try:
-        float(v)
+        _number(v)
     except (TypeError, ValueError):
         return False
     return True
@@ -397,8 +481,28 @@ def _is_number(v):
 # ---------------------------------------------------------------------------------- columns
 
 
-def identifier_columns(frame, candidates):
+def looks_like_id_name(name):
+    """Whether a column name reads as a row identifier: ``id``, ``rowid``, ``index``, ``key``,
+    ``*_id`` (also ``* id``, ``*-id``, ``*.id``), camel-case ``*Id``/``*ID``, ``Unnamed: 0``."""
+    text = name.strip()
+    low = text.lower()
+    return bool(
+        low in ("id", "rowid", "row_id", "row id", "rownum", "row_number", "index", "idx",
+                "key", "no", "nr")
+        or re.search(r"[_ .\-]id$", low) or re.search(r"[a-z0-9](Id|ID)$", text)
+        or _UNNAMED.fullmatch(text)
+    )
+
+
+def identifier_columns(frame, candidates, notes=None):
     """Columns among ``candidates`` that identify rows rather than describe them.
+
+    Left out: a column without a header name; an integer column holding ``0..n-1`` or
+    ``1..n``; an integer column named like an identifier (:func:`looks_like_id_name`) with a
+    different non-negative integer in every row (row ids after a split); a text column with a
+    different text in every row (20 rows or more).  An integer column with a different value
+    in every row that is not named like an identifier stays a feature; ``notes`` then gets a
+    sentence suggesting ``--id``/``--drop``.
 
     Returns
     -------
@@ -419,8 +523,17 @@ def identifier_columns(frame, candidates):
             if np.array_equal(v, np.arange(n)) or np.array_equal(v, np.arange(1, n + 1)):
                 found.append((col, f"it numbers the rows ({v[0]}..{v[-1]})"))
                 continue
+            if v[0] >= 0 and np.all(np.diff(v) > 0):  # a different integer in every row
+                if looks_like_id_name(col):
+                    found.append((col, "it is named like an identifier and has a different "
+                                       f"integer in every row ({v[0]}..{v[-1]})"))
+                    continue
+                if notes is not None and n >= 20:
+                    notes.append(f"column {col!r} has a different integer in every row; if it "
+                                 f"identifies rows, give --id {col} or --drop {col}")
         if (_is_text(s) and n >= 20 and s.notna().all() and s.nunique() == n
-                and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5):  # not numbers
+                and pd.to_numeric(s, errors="coerce").notna().mean() < 0.5  # not numbers
+                and s.astype(str).str.strip().str.fullmatch(_NUMBERLIKE.pattern).mean() < 0.9):
             found.append((col, "it has a different text in every row"))
     return found
 
@@ -462,6 +575,8 @@ def _numeric_column(series, col, path, *, decimal=".", required=False):
                 bad.append(i)
                 continue
         text = v.strip()
+        if decimal == "," and _DOT_THOUSANDS.fullmatch(text):
+            text = text.replace(".", "")
         if decimal != ".":
             text = text.replace(decimal, ".")
         if text.lower() in words:
@@ -492,6 +607,31 @@ def _numeric_column(series, col, path, *, decimal=".", required=False):
            "; fix or blank those cells (blanks are missing values), or leave the column out "
            f"with --drop {col}")
     )
+
+
+def _check_text_column(series, col, path, decimal, notes):
+    """A new text feature column with very many distinct values: refused when its values look
+    like numbers (a number format not understood, e.g. thousands marks), else a note.
+
+    Many distinct means more than half of at least 20 present values.
+    """
+    present = series.dropna().astype(str).str.strip()
+    n, distinct = len(present), present.nunique()
+    if n < 20 or distinct <= n / 2:
+        return
+    numberlike = present.str.fullmatch(_NUMBERLIKE.pattern)
+    if numberlike.mean() >= 0.9:
+        example = present[~present.str.fullmatch(r"[-+]?[0-9]+")].head(1)
+        example = example.iloc[0] if len(example) else present.iloc[0]
+        raise DataError(
+            f"{path}: column {col!r} looks like numbers (e.g. {quote(example)}) but could not "
+            f"be read as numbers with decimal mark {decimal!r}; as text it would be "
+            f"{distinct} categories for {_rows(n)}: give --decimal (and --sep), fix the "
+            f"column, or leave it out with --drop {col}"
+        )
+    notes.append(f"{path}: text column {col!r} has {distinct} distinct values in {_rows(n)}: "
+                 f"one-hot encoded (values in few rows grouped); if it identifies rows, "
+                 f"give --id {col} or --drop {col}")
 
 
 def _categorical_column(series):
@@ -573,7 +713,7 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         if labels is None:
             if target is not None or need_labels or label_hint in columns:
                 label, chosen["how"] = choose_label(columns, target=target, hint=label_hint,
-                                                    path=path)
+                                                    path=path, exclude=features or ())
             else:  # prediction: drop a label column if there is one
                 rest = [c for c in columns if c not in (features or ()) and c not in ids]
                 named = [c for c in rest if c.strip().lower() in LABEL_NAMES]
@@ -587,11 +727,19 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
 
     frame = read_frame(path, fmt, sep=sep, decimal=decimal, pick_text=pick_text, notes=notes)
     dec = decimal or frame.attrs.get("decimal", ".")
+    index_columns = frame.attrs.get("index_columns", [])
     frame.attrs = {}
     columns = list(frame.columns)
     if fmt == "parquet":
         pick_text(columns)
     label = chosen.get("label")
+    unused = [c for c in index_columns if c != label and c not in ids and c not in drop
+              and c not in (features or ())]
+    if unused:  # a Parquet file's named index, not asked for: not a feature
+        notes.append(f"{path}: the file's index ({_show(unused)}) is not used as a feature "
+                     f"(give --id {unused[0]} to keep it for predictions)")
+        frame = frame.drop(columns=unused)
+        columns = list(frame.columns)
     empty_tail = []
     while columns and frame[columns[-1]].isna().all() and len(columns) > 1:
         empty_tail.insert(0, columns.pop())  # Excel writes separators past the last column
@@ -599,7 +747,8 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         frame = frame.drop(columns=empty_tail)
         notes.append(f"{path}: {_show(empty_tail)}: empty column(s) at the end left out")
         if label in empty_tail:
-            label, chosen["how"] = choose_label(columns, hint=label_hint, path=path)
+            label, chosen["how"] = choose_label(columns, hint=label_hint, path=path,
+                                                exclude=features or ())
             chosen["label"] = label
             if fmt != "parquet":  # read it again as text as written
                 again = read_frame(path, fmt, sep=sep, decimal=decimal, text_columns=[label])
@@ -629,7 +778,9 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         if need_labels:
             present = series[series.notna()]
             if len(present):
-                check_guessed_label(label_values(present, source), label, how, path)
+                guessed = label_values(present, source)
+                check_guessed_label(guessed, label, how, path)
+                check_label_choice(frame, label, guessed, how, path)
         try:
             y = label_values(series, source)
         except DataError as exc:  # say the data row by position in the file
@@ -654,7 +805,9 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         if empty:
             notes.append(f"{path}: {_show(empty)}: no values at all; not used")
         candidates = [c for c in candidates if c not in empty]
-        found = identifier_columns(frame, candidates)
+        unique_notes = []
+        found = identifier_columns(frame, candidates, unique_notes)
+        notes.extend(f"{path}: {note}" for note in unique_notes)
         for col, reason in found:
             notes.append(f"{path}: column {col!r} is not used as a feature: {reason} "
                          "(give --id to keep it for predictions)")
@@ -696,6 +849,7 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
             raise DataError(str(exc).replace(f"data row {m.group(1)}", f"data row {row}")) \
                 from None
         if values is None:
+            _check_text_column(frame[col], col, path, dec, notes)
             data[col] = _categorical_column(frame[col])
             categorical.append(col)
         else:
@@ -758,7 +912,7 @@ def read_for_model(path, model, names, table=None, *, labels=None, target=None,
             raise DataError(f"{path}: column {ds.categorical[0]!r} holds text, but the model "
                             "takes only numbers")
         if not has_imputer(model):
-            check_no_missing(ds, "no imputation")
+            check_no_missing(ds, model=True)
         ds.notes = [n for n in ds.notes if "not used as a feature" not in n]
     return ds
 
@@ -799,15 +953,16 @@ def read_test(path, train, *, labels=None, target=None, impute="median", **optio
 def complete_rows(ds, impute):
     """Apply ``--impute drop-rows`` or ``none`` to a table: ``(ds, notes)``.
 
-    drop-rows leaves out the rows with a missing feature value (and says how many); none
-    raises :class:`DataError` at the first one; median and mean leave them to the model.
+    ``--impute`` is about numbers only: drop-rows leaves out the rows with a missing number
+    (and says how many); none raises :class:`DataError` at the first one; median and mean
+    leave them to the model.  A missing text value is always a category of its own.
     """
     if not ds.is_table or impute in ("median", "mean"):
         return ds, []
     if impute == "drop-rows":
         ds, dropped = drop_missing_rows(ds)
         return ds, ([f"{ds.source}: {dropped} of {dropped + len(ds.X)} rows with missing "
-                     "values left out (--impute drop-rows)"] if dropped else [])
+                     "numbers left out (--impute drop-rows)"] if dropped else [])
     check_no_missing(ds)
     return ds, []
 
@@ -865,25 +1020,40 @@ def describe_preparation(model):
     return lines
 
 
-def check_no_missing(ds, what="--impute none"):
-    """Raise DataError at the first missing feature value of a table (model without imputer)."""
-    X = ds.X
+def _numeric_part(ds):
+    """The numeric feature columns of a table Dataset (missing text is a category)."""
+    numeric = getattr(ds, "numeric", None)
+    return ds.X if numeric is None else ds.X[list(numeric)]
+
+
+def check_no_missing(ds, model=False):
+    """Raise DataError at the first missing *number* of a table (``--impute none``, or a
+    model without an imputer).  Missing text is not checked: it is a category of its own.
+
+    ``model``: the check is for a trained model's input (the message says so).
+    """
+    X = _numeric_part(ds)
     missing = X.isna().to_numpy()
     if missing.any():
         row, col = (int(i) for i in np.argwhere(missing)[0])
         pos = getattr(ds, "rows", None)
         pos = np.arange(len(X)) if pos is None else pos
-        raise DataError(
-            f"{ds.source}: column {X.columns[col]!r} is missing (blank or NA) in data row "
-            f"{int(pos[row]) + 1} ({int(missing.sum())} missing values); this model was "
-            f"trained with {what}: fill them first"
-        )
+        count = int(missing.sum())
+        where = (f"{ds.source}: numeric column {X.columns[col]!r} is missing (blank or NA) in "
+                 f"data row {int(pos[row]) + 1} ({count} missing "
+                 f"{'number' if count == 1 else 'numbers'} in all)")
+        if model:
+            raise DataError(f"{where}; this model was trained without imputing numbers "
+                            "(--impute none or drop-rows): fill them first")
+        raise DataError(f"{where}; --impute none refuses missing numbers: fill them, or "
+                        "choose --impute median, mean or drop-rows")
 
 
 def drop_missing_rows(ds):
-    """The rows of a table with no missing feature value (``--impute drop-rows``)."""
+    """The rows of a table with no missing number (``--impute drop-rows``); missing text is
+    kept (a category of its own).  Returns ``(ds, number of rows dropped)``."""
     X = ds.X
-    keep = ~X.isna().any(axis=1).to_numpy()
+    keep = ~_numeric_part(ds).isna().any(axis=1).to_numpy()
     if keep.all():
         return ds, 0
     pos = getattr(ds, "rows", None)
@@ -958,15 +1128,27 @@ def make_model(classifier, ds=None, *, numeric=None, categorical=None, scale="st
     return Pipeline([("scale", scaler), ("net", classifier)])
 
 
+def label_line(ds):
+    """The line saying which column is the label and why (None when there is none).
+
+    Labels from a separate file (``--labels FILE``) are named as such.
+    """
+    label = getattr(ds, "label", None)
+    if label is None:
+        source = getattr(ds, "labels_source", None)
+        return None if source is None else f"labels: from {source} (--labels)"
+    how = {"--target": "--target", "model": "as the model was trained",
+           "named": "named like a label", "last": "the last column; choose another with "
+                                                   "--target"}.get(ds.label_how, "")
+    return f"label: column {label!r} ({how})"
+
+
 def describe(ds):
     """Lines telling the user what was read: notes, label column, feature kinds."""
     lines = list(getattr(ds, "notes", None) or [])
-    label = getattr(ds, "label", None)
+    label = label_line(ds)
     if label is not None:
-        how = {"--target": "--target", "model": "as the model was trained",
-               "named": "named like a label", "last": "the last column; choose another with "
-                                                       "--target"}.get(ds.label_how, "")
-        lines.append(f"label: column {label!r} ({how})")
+        lines.append(label)
     if getattr(ds, "numeric", None) is not None:
         parts = [f"{len(ds.numeric)} numeric"]
         if ds.categorical:

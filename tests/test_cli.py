@@ -684,13 +684,19 @@ def test_impute_choices(capsys, tmp_path):
     code, _, err = run(capsys, "train", tmp_path / "p.csv", "--target", "species", *FAST,
                        "--impute", "none")
     assert_error(code, err, "'bill_length_mm'", "data row 1", "--impute none")
+    assert "--impute none refuses missing numbers" in err and "trained with" not in err
+    # --impute is about numbers: rows missing only 'sex' (text) are kept, 'sex' NA is a category
     code, out, err = run(capsys, "train", tmp_path / "p.csv", "--target", "species", *FAST,
-                         "--impute", "drop-rows", "--drop", "sex", "--metrics",
-                         tmp_path / "m.json")
+                         "--impute", "drop-rows", "--metrics", tmp_path / "m.json")
     assert code == 0, err
-    assert "10 of 120 rows with missing values left out" in out
+    assert "10 of 120 rows with missing numbers left out" in out
     result = json.loads((tmp_path / "m.json").read_text())
-    assert result["n_train"] + result["n_test"] == 110 and "sex" not in result["text_columns"]
+    assert result["n_train"] + result["n_test"] == 110 and "sex" in result["text_columns"]
+    penguins().drop(columns="bill_length_mm").to_csv(tmp_path / "text_na.csv", index=False)
+    code, out, err = run(capsys, "train", tmp_path / "text_na.csv", "--target", "species",
+                         *FAST, "--impute", "none", "--metrics", tmp_path / "m.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "m.json").read_text())["n_train"] == 96  # all 120 rows
 
 
 def test_destinations_are_checked_before_training(capsys, tmp_path):
@@ -733,3 +739,63 @@ def test_threads_flag_trains(capsys):
     code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "3", "--threads",
                          "1", "--quiet")
     assert code == 0, err
+
+
+# ---------------------------------------------------------------------------------- review fixes
+
+
+def test_evaluate_requires_the_models_label_column(capsys, tmp_path):
+    frame = penguins()
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    model = tmp_path / "p.npz"
+    code, out, err = run(capsys, "train", tmp_path / "p.csv", "--target", "species", *FAST,
+                         "--out", model, "-q")
+    assert code == 0 and out == ""
+    assert err == "label: column 'species' (--target)\n"  # said even under --quiet
+    frame.drop(columns="species").to_csv(tmp_path / "new.csv", index=False)  # sex is last
+    code, out, err = run(capsys, "evaluate", model, tmp_path / "new.csv")
+    assert_error(code, err, str(tmp_path / "new.csv"), "no label column 'species'", "--target")
+    code, out, err = run(capsys, "evaluate", model, tmp_path / "new.csv", "--target", "sex")
+    assert_error(code, err, "'sex' is one of the model's feature columns")
+    frame.rename(columns={"species": "kind"}).to_csv(tmp_path / "renamed.csv", index=False)
+    code, out, err = run(capsys, "evaluate", model, tmp_path / "renamed.csv", "--target", "kind")
+    assert code == 0, err
+
+
+def test_year_as_last_column_is_refused_with_the_candidates(capsys, tmp_path):
+    frame = penguins().drop(columns="rowid")
+    frame["year"] = 2007 + np.arange(len(frame)) % 3
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    code, _, err = run(capsys, "train", tmp_path / "p.csv", *FAST)
+    assert_error(code, err, "'year'", "'species'", "--target")
+
+
+def test_parquet_index_as_id_in_train_and_predict(capsys, tmp_path):
+    frame = penguins().drop(columns="rowid")
+    frame.index = pd.Index([f"P{i:03d}" for i in range(len(frame))], name="penguin_id")
+    frame.to_parquet(tmp_path / "p.parquet")
+    model = tmp_path / "p.npz"
+    code, out, err = run(capsys, "train", tmp_path / "p.parquet", "--target", "species",
+                         "--id", "penguin_id", *FAST, "--out", model, "-q")
+    assert code == 0, err
+    frame.drop(columns="species").iloc[:3].to_parquet(tmp_path / "new.parquet")
+    code, out, err = run(capsys, "predict", model, tmp_path / "new.parquet")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["penguin_id"] for r in rows] == ["P000", "P001", "P002"]
+
+
+def test_labels_file_is_named_and_plots_path_has_one_slash(capsys, tmp_path):
+    data = write_dataset(tmp_path, "npy")
+    code, out, err = run(capsys, "train", *data, "--epochs", "2", "--hidden", "4",
+                         "--plots", f"{tmp_path / 'plots'}/")
+    assert code == 0, err
+    assert f"labels: from {data[2]} (--labels)" in out
+    assert f"plots written to {tmp_path / 'plots'}/: " in out and "//" not in out
+
+
+def test_export_help_describes_table_inputs(capsys):
+    code, out, _ = run(capsys, "export", "--help")
+    out = " ".join(out.split())
+    assert code == 0 and "a model trained on a table has one input per column" in out
+    assert "of shape (N, 1)" in out

@@ -300,7 +300,7 @@ def test_cli_export_writes_a_model_onnxruntime_runs(capsys, tmp_path, model_path
     out_path = tmp_path / "model.onnx"
     code, out, err = run_cli(capsys, "export", path, out_path)
     assert (code, err) == (0, "")
-    assert "opset 17" in out and "inputs X" in out
+    assert "opset 17" in out and "; input X;" in out
     X = np.random.default_rng(3).standard_normal((50, 6)).astype(np.float32)
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
     label, proba = session.run(["label", "probabilities"], {"X": X})
@@ -351,3 +351,19 @@ def test_refuses_a_remainder_that_receives_columns():
         model.fit(frame[["age", "income"]].fillna(0), np.arange(60) % 2)
     with pytest.raises(ValueError, match="remainder='passthrough'"):
         to_onnx(model)
+
+
+def test_export_summary_shows_a_few_inputs_and_their_count():
+    from onnx import TensorProto, helper
+
+    from relunet.onnx_export import describe_onnx
+
+    inputs = [helper.make_tensor_value_info(f"pixel{i}", TensorProto.FLOAT, ["N", 1])
+              for i in range(300)]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N"])
+               for n in ("label", "probabilities")]
+    proto = helper.make_model(helper.make_graph([], "g", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    line = describe_onnx(proto)
+    assert "inputs pixel0, pixel1, pixel2, pixel3, pixel4, ... (300 inputs in all)" in line
+    assert "pixel5" not in line and line.endswith("outputs label, probabilities")

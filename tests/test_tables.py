@@ -302,3 +302,134 @@ def test_make_model_shapes(tmp_path):
 def test_gzip_detected_by_content(tmp_path):
     (tmp_path / "d.csv.gz").write_bytes(gzip.compress(b"a;b;label\n1;2;x\n3;4;y\n"))
     assert read_data(tmp_path / "d.csv.gz").feature_names == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------- review fixes
+
+
+def survey(n=60, seed=0):
+    """A palmerpenguins-like table in its real column order: ... sex, year (2007..2009)."""
+    rng = np.random.default_rng(seed)
+    species = np.array(["Adelie", "Gentoo", "Chinstrap"])[np.arange(n) % 3]
+    return pd.DataFrame({
+        "species": species,
+        "island": np.where(species == "Gentoo", "Biscoe", "Dream"),
+        "bill_length_mm": rng.normal(44, 5, n).round(1),
+        "sex": rng.choice(["male", "female"], size=n),
+        "year": 2007 + np.arange(n) % 3,
+    })
+
+
+def test_a_year_as_the_last_column_is_not_guessed_as_the_label(tmp_path):
+    survey().to_csv(tmp_path / "p.csv", index=False)
+    message = error_of(lambda: read_data(tmp_path / "p.csv"))
+    assert "'year'" in message and "look like years" in message and "--target" in message
+    assert "candidates: 'year', 'species', 'island', 'sex'" in message
+    assert read_data(tmp_path / "p.csv", target="species").label == "species"
+
+
+def test_count_like_last_column_next_to_a_text_column_is_ambiguous(tmp_path):
+    frame = survey().drop(columns="year")
+    frame["n_eggs"] = 2 + np.arange(60) % 3  # 2, 3, 4: not class codes
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    message = error_of(lambda: read_data(tmp_path / "p.csv"))
+    assert "'n_eggs'" in message and "not class codes" in message and "'species'" in message
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_class_codes_or_text_as_the_last_column_are_still_guessed(tmp_path, first):
+    X, y = measurements()
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "cls": y + first}).to_csv(
+        tmp_path / "codes.csv", index=False)
+    ds = read_data(tmp_path / "codes.csv")
+    assert ds.label == "cls" and sorted(set(ds.y.tolist())) == [first, first + 1]
+    frame = survey().drop(columns="year")
+    frame[["island", "bill_length_mm", "sex", "species"]].to_csv(tmp_path / "iris_like.csv",
+                                                                  index=False)
+    ds = read_data(tmp_path / "iris_like.csv")
+    assert ds.label == "species" and ds.label_how == "last"
+
+
+def test_choose_label_requires_the_models_label_and_never_a_feature():
+    with pytest.raises(DataError, match="no label column 'species'.*--target"):
+        choose_label(["island", "mass"], hint="species", path="new.csv")
+    with pytest.raises(DataError, match="'mass' is one of the model's feature columns"):
+        choose_label(["island", "mass"], target="mass", exclude=["island", "mass"])
+    assert choose_label(["a", "b", "c"], exclude=["c"]) == ("b", "last")
+
+
+def test_german_thousands_marks_are_numbers(tmp_path):
+    lines = ["Region;Alkohol;Preis;Note"] + [
+        f"{'AB'[i % 2]};{11 + i % 3},{i % 10};{1 + i % 2}.{i:03d},{i % 100:02d};{'xy'[i % 2]}"
+        for i in range(40)]
+    (tmp_path / "wein.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ds = read_data(tmp_path / "wein.csv")
+    assert ds.numeric == ["Alkohol", "Preis"] and ds.categorical == ["Region"]
+    assert ds.X["Preis"].iloc[:2].tolist() == [1000.0, 2001.01]  # "1.000,00", "2.001,01"
+    assert ds.X["Alkohol"].iloc[1] == 12.1
+    message = error_of(lambda: read_data(tmp_path / "wein.csv", sep=";", decimal="."))
+    assert "'Alkohol'" in message  # a decimal comma under --decimal '.': named as before
+    # ',' is never a thousands mark when the decimal mark is '.': "1,018.73" stays text, and
+    # a text column of number-like values, different in most rows, is refused, not encoded
+    lines = ["Region,Preis,Note"] + [f'{"AB"[i % 2]},"1,{i:03d}.5",{"xy"[i % 2]}'
+                                     for i in range(40)]
+    (tmp_path / "us.csv").write_text("\n".join(lines) + "\n")
+    message = error_of(lambda: read_data(tmp_path / "us.csv"))
+    assert "column 'Preis' looks like numbers" in message and "--drop Preis" in message
+
+
+def test_text_with_a_different_value_in_most_rows_gets_a_note(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"cabin": [f"C{i}" if i % 4 else "" for i in range(40)],
+                          "x": rng.normal(size=40), "label": np.arange(40) % 2})
+    frame.loc[frame.cabin == "", "cabin"] = "B" + pd.Series(range(40)).astype(str)
+    frame.loc[::9, "cabin"] = "shared"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds = read_data(tmp_path / "t.csv")
+    assert ds.categorical == ["cabin"]
+    assert any("text column 'cabin' has" in n and "--drop cabin" in n for n in ds.notes)
+
+
+def test_parquet_named_index_is_a_column_for_id_drop_and_target(tmp_path):
+    X, y = measurements()
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "kind": np.array(["p", "q"])[y]},
+                         index=pd.Index(np.arange(100, 160), name="penguin_id"))
+    frame.to_parquet(tmp_path / "p.parquet")
+    ds = read_data(tmp_path / "p.parquet", ids=["penguin_id"])
+    assert ds.feature_names == ["a", "b"] and ds.ids["penguin_id"].tolist()[:2] == [100, 101]
+    ds = read_data(tmp_path / "p.parquet")
+    assert ds.feature_names == ["a", "b"]
+    assert any("index ('penguin_id') is not used as a feature" in n for n in ds.notes)
+    ds = read_data(tmp_path / "p.parquet", drop=["penguin_id"])
+    assert ds.feature_names == ["a", "b"]
+    ds = read_data(tmp_path / "p.parquet", target="penguin_id", drop=["kind"])
+    assert ds.label == "penguin_id" and ds.y.tolist()[:2] == [100, 101]
+
+
+@pytest.mark.parametrize("name", ["id", "penguin_id", "PassengerId", "rowid", "index",
+                                  "Unnamed: 0"])
+def test_id_named_unique_integers_after_a_split_are_left_out(tmp_path, name):
+    X, y = measurements()
+    rows = np.random.default_rng(1).permutation(np.arange(1, 101))[:60]  # a split's row ids
+    frame = pd.DataFrame({name: rows, "a": X[:, 0], "b": X[:, 1], "label": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds = read_data(tmp_path / "t.csv")
+    assert ds.feature_names == ["a", "b"]
+    assert any(repr(name) in n and "not used as a feature" in n for n in ds.notes)
+
+
+def test_unique_integers_not_named_like_an_id_stay_a_feature_with_a_note(tmp_path):
+    X, y = measurements()
+    frame = pd.DataFrame({"mass": 3000 + 7 * np.arange(60), "a": X[:, 0], "label": y})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ds = read_data(tmp_path / "t.csv")
+    assert ds.feature_names == ["mass", "a"]
+    assert any("'mass' has a different integer in every row" in n and "--id mass" in n
+               for n in ds.notes)
+
+
+def test_a_guessed_label_of_decimal_comma_prices_is_a_measurement(tmp_path):
+    lines = ["Region;Preis"] + [f"{'AB'[i % 2]};10{i % 3}{i % 7},{i % 10}3" for i in range(30)]
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    message = error_of(lambda: read_data(tmp_path / "w.csv"))
+    assert "'Preis'" in message and "not whole" in message
