@@ -227,7 +227,8 @@ def check_prepared(model, X, ds=None):
     row = int(rows[i]) + 1 if rows is not None and i < len(rows) else i + 1
     value = ""
     if names and column in names:
-        value = f" (value {X[column].iloc[i]!r})"
+        v = X[column].iloc[i]
+        value = f" (value {(v.item() if isinstance(v, np.generic) else v)!r})"
     where = f"column {column!r}" if column is not None else f"input column {j + 1}"
     source = getattr(ds, "source", None) or "the data"
     raise DataError(f"{source}: {where} in data row {row}{value} is too large for the model: "

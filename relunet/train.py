@@ -35,6 +35,9 @@ FLOPS_PER_SLICE = 5e9
 # A training loss this many times log K (the loss of guessing every class equally likely)
 # means the network is far worse than guessing: diverged, or oscillating wildly.
 CHANCE_FACTOR = 10.0
+# An epoch whose training loss (without the penalty) is this many times the larger of the
+# first epoch's and log K has diverged ("loss up by orders of magnitude"): fit stops there.
+DIVERGED_FACTOR = 1e3
 
 
 class TrainingDiverged(FloatingPointError):
@@ -641,6 +644,20 @@ class Trainer:
                 DivergenceWarning, stacklevel=3,
             )
 
+    def _check_growth(self, loss):
+        """TrainingDiverged when the epoch's data loss is more than :data:`DIVERGED_FACTOR`
+        times the larger of the first epoch's and log K (the loss of guessing)."""
+        chance = math.log(max(self.shape[2], 2))
+        first = self.history.epochs[0].train_loss - self._reg() if self.history.epochs \
+            else chance
+        reference = max(first, chance)
+        data_loss = loss - self._reg()
+        if data_loss > DIVERGED_FACTOR * reference:
+            raise TrainingDiverged(
+                f"the training loss rose to {data_loss:.4g}, more than {DIVERGED_FACTOR:g}x "
+                f"{reference:.3g} (the first epoch's loss or log K); the weights of the "
+                f"previous epoch are kept; {_fix(self.config.learning_rate_init)}")
+
     # ------------------------------------------------------------------ bookkeeping
     def _epoch(self, X, y, sw, val, callback, progress):
         t0 = time.perf_counter()
@@ -664,6 +681,7 @@ class Trainer:
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"the loss became {loss}")
             self._check_optimizer(lr)
+            self._check_growth(loss)
         except TrainingDiverged as exc:
             undo()
             text = str(exc)
