@@ -924,8 +924,6 @@ def cmd_predict(args):
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)
     check_prepared(model, X, ds)
-    pred = model.predict(X)
-    proba = model.predict_proba(X) if args.proba else None
     ids = ds.ids if ds.is_table else None
     if ids is not None:  # the output's header must name each column once
         taken = {"prediction"} | ({str(c) if str(c) != "prediction" else "p_prediction"
@@ -934,6 +932,8 @@ def cmd_predict(args):
         if clash:
             raise CLIError(f"--id column {clash[0]!r} has the name of an output column of "
                            "predict; rename it in the data")
+    pred = model.predict(X)
+    proba = model.predict_proba(X) if args.proba else None
     if args.out is None:  # names from the model file escaped on stdout (a terminal, perhaps)
         write_predictions(sys.stdout, pred, ids=ids, proba=proba, classes=classes,
                           text=printable)
