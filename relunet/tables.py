@@ -258,6 +258,10 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
             raise
         raise DataError(f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}") from None
     except Exception as exc:  # pyarrow's ArrowInvalid and friends
+        dup = re.search(r"Multiple matches for FieldRef.Name\((.*?)\)", str(exc))
+        if dup:
+            raise DataError(f"{path}: duplicate column name(s) {dup.group(1)!r}; every column "
+                            "needs its own name: rename them") from None
         if type(exc).__module__.startswith("pyarrow"):
             raise DataError(f"{path}: not a valid Parquet file: {_first_line(exc)}") from None
         raise
@@ -312,12 +316,17 @@ def _read_csv(pd, path, options, notes, **more):
         notes.append(f"{path}: not UTF-8 (past its first 64 KiB); read as Windows-1252 "
                      "(Excel's encoding)")
         frame = pd.read_csv(path, skipinitialspace=True, **options, **more)
+    if more.get("nrows") is None and more.get("header", 0) is not None \
+            and options["sep"] != " ":  # the main read: say when spaces were skipped
+        sample = _head_bytes(path).decode(options["encoding"], errors="replace")
+        if any(f[:1] == " " and f.strip() for r in _split_lines(sample, options["sep"])
+               for f in r[1:]):
+            notes.append(f"{path}: spaces after the separator skipped ('a, b' is 'a,b')")
     if more.get("header", 0) is not None:
         names = [str(c) for c in frame.columns]
         stripped = [n.strip() for n in names]
         if stripped != names:
-            if not any("stripped" in n for n in notes):
-                notes.append(f"{path}: spaces around column names stripped")
+            notes.append(f"{path}: spaces around column names stripped")
             frame.columns = stripped
     return frame
 
