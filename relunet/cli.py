@@ -474,7 +474,8 @@ def _describe(exc):
                 else exc.strerror)
         text = f"{where}: {what}" if where else what
     elif isinstance(exc, MemoryError):
-        text = "out of memory; try a smaller --hidden or --batch-size, or fewer rows"
+        text = ("out of memory; try fewer rows, a smaller --hidden or --batch-size, or (for a "
+                "table) fewer one-hot columns: raise --min-frequency or --drop a text column")
     elif isinstance(exc, ValueError) or type(exc).__name__ == "ModelFileError":
         text = str(exc)
     else:
@@ -559,9 +560,11 @@ def _print_table(title, header, rows, stream=None):
 
 
 def _say(args, *lines):
+    from ._text import printable
+
     if not getattr(args, "quiet", False):
-        for line in lines:
-            print(line, flush=True)
+        for line in lines:  # names from files: control characters escaped
+            print(printable(line), flush=True)
 
 
 # ------------------------------------------------------------------------------ data
@@ -612,6 +615,7 @@ def _split(args, ds):
     if args.test_fraction == 0:
         return ds.X, ds.y, None, None
     X_tr, X_te, y_tr, y_te, stratified = split_rows(ds, args.test_fraction, args.seed)
+    args.split_how = "stratified" if stratified else "at random: classes too small to stratify"
     if not stratified and not args.quiet:
         print("warning: the classes are too small for a stratified split; "
               "splitting at random", file=sys.stderr)
@@ -665,11 +669,15 @@ def _log_loss(model, X, y):
 
 def cmd_train(args):
     from .data import check_destination, write_json
+    from .tablechecks import check_outputs
     from .tables import complete_rows, describe, label_line, make_model, quote
 
-    for flag, path in (("--out", args.out), ("--metrics", args.metrics), ("--plots", args.plots)):
+    outputs = {"--out": args.out, "--metrics": args.metrics, "--plots": args.plots}
+    for flag, path in outputs.items():
         if path is not None:  # fail before training, not after
             check_destination(path, flag, directory=flag == "--plots")
+    check_outputs({"data": args.data, "--test-data": args.test_data, "--labels": args.labels,
+                   "--test-labels": args.test_labels}, outputs)
     if getattr(args, "dask", None):  # the workers read the files; the data never come here
         from .dask import run_cli
 
@@ -684,6 +692,10 @@ def cmd_train(args):
         print(label_line(ds), file=sys.stderr)
     ds, note = complete_rows(ds, getattr(args, "impute", "median"))
     _say(args, *note)
+    if ds.is_table:  # the one-hot columns must fit in memory
+        from .tablechecks import check_onehot_width
+
+        check_onehot_width(ds, getattr(args, "min_frequency", 5))
     classes = np.unique(ds.y)
     if len(classes) < 2:
         raise CLIError(
@@ -696,7 +708,7 @@ def cmd_train(args):
     _say(args, _describe_data(ds))
     if X_te is not None:
         _say(args, f"train/test: {len(X_tr)}/{len(X_te)} rows"
-                   + ("" if args.test_data else f" (stratified, --test-fraction "
+                   + ("" if args.test_data else f" ({args.split_how}, --test-fraction "
                                                  f"{args.test_fraction}, --seed {args.seed})"))
 
     # A table's column names go in with the data: the model records them, and predict
@@ -834,8 +846,10 @@ def _model_data(args, model, *, need_labels):
     ds = read_for_model(args.data, model, names, _table_meta(args.model),
                         labels=getattr(args, "labels", None), target=args.target,
                         need_labels=need_labels, **_read_options(args))
+    from ._text import printable
+
     for note in ds.notes:  # stderr: predict's CSV may be on stdout
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {printable(note)}", file=sys.stderr)
     if ds.is_table and names is not None:
         return ds, ds.X  # the model's columns, by name
     if ds.X.shape[1] != n_features:
@@ -852,13 +866,17 @@ def cmd_evaluate(args):
 
     from ._text import printable
     from .data import check_destination, write_json
+    from .tablechecks import check_outputs, check_prepared
     from .tables import align_labels
 
     if args.metrics is not None:
         check_destination(args.metrics, "--metrics")
+    check_outputs({"model": args.model, "data": args.data, "--labels": args.labels},
+                  {"--metrics": args.metrics})
     model = _load_model(args.model)
     net = _network(model)
     ds, X = _model_data(args, model, need_labels=True)
+    check_prepared(model, X, ds)
     classes = np.asarray(net.classes_)
     y = align_labels(ds.y, classes)
     pred = model.predict(X)
@@ -913,15 +931,25 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     from ._text import printable
     from .data import atomic_open, check_destination, write_predictions
+    from .tablechecks import check_outputs, check_prepared
 
     if args.out is not None:
         check_destination(args.out, "--out")
+    check_outputs({"model": args.model, "data": args.data}, {"--out": args.out})
     model = _load_model(args.model)
     classes = _network(model).classes_
     ds, X = _model_data(args, model, need_labels=False)
+    check_prepared(model, X, ds)
+    ids = ds.ids if ds.is_table else None
+    if ids is not None:  # the output's header must name each column once
+        taken = {"prediction"} | ({str(c) if str(c) != "prediction" else "p_prediction"
+                                   for c in classes} if args.proba else set())
+        clash = [str(c) for c in ids.columns if str(c) in taken]
+        if clash:
+            raise CLIError(f"--id column {clash[0]!r} has the name of an output column of "
+                           "predict; rename it in the data")
     pred = model.predict(X)
     proba = model.predict_proba(X) if args.proba else None
-    ids = ds.ids if ds.is_table else None
     if args.out is None:  # names from the model file escaped on stdout (a terminal, perhaps)
         write_predictions(sys.stdout, pred, ids=ids, proba=proba, classes=classes,
                           text=printable)

@@ -416,6 +416,11 @@ def _clean_labels(y, source):
             raise DataError(f"{source}: label missing or not finite in row {row}")
         if np.all(y == np.round(y)):
             y = y.astype(np.int64)
+        else:  # a measurement (a regression target), not classes
+            row = int(np.flatnonzero(y != np.round(y))[0]) + 1
+            raise DataError(f"{source}: the labels are numbers that are not whole (e.g. "
+                            f"{y[row - 1].item()!r} in row {row}): a measurement, not classes; "
+                            "relunet classifies, so give class labels")
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
     return y

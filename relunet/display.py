@@ -49,7 +49,11 @@ def rich_console(stream):
 
 def print_table(title, header, rows, stream=None):
     """A small table: rich on a terminal, aligned plain text otherwise."""
+    from ._text import printable
+
     stream = stream if stream is not None else sys.stdout
+    header = [printable(c) for c in header]  # names from a file: no control characters
+    rows = [[printable(c) for c in row] for row in rows]
     console = rich_console(stream)
     if console is not None:
         from rich.markup import escape
@@ -168,10 +172,15 @@ class TrainingDisplay:
 
     def note(self, text):
         """Print a line of text without breaking the live display."""
+        from ._text import printable
+
         if self.quiet:
             return
+        text = printable(text)
         if self._bar is not None:
-            self._bar.console.print(text)
+            from rich.markup import escape
+
+            self._bar.console.print(escape(text))
         else:
             print(text, file=sys.stderr, flush=True)
 

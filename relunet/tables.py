@@ -39,6 +39,7 @@ import zlib
 
 import numpy as np
 
+from . import tablechecks as checks
 from .data import DataError, Dataset, require
 
 __all__ = [
@@ -195,7 +196,7 @@ def _first_line(exc):
 
 
 def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_text=None,
-               notes=None):
+               notes=None, check_header=None):
     """A table as a pandas DataFrame with positional rows, with user-facing errors.
 
     Parameters
@@ -210,6 +211,8 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
         ``pick_text(columns) -> iterable of str``: more text columns, chosen from the header.
     notes : list, optional
         Receives sentences for the user (row names dropped, encoding, ...).
+    check_header : callable, optional
+        ``check_header(names)``: called with the header as written (duplicates not renamed).
 
     Returns
     -------
@@ -227,7 +230,11 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
+            checks.check_nested(path, frame)
+            if check_header is not None:
+                check_header([str(c) for c in frame.columns])
         else:
+            checks.file_kind(path, fmt)
             dialect = sniff(path, fmt, sep=sep, decimal=decimal)
             notes.extend(dialect["notes"])
             options = {"sep": dialect["sep"], "decimal": dialect["decimal"],
@@ -236,22 +243,35 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
                 options["thousands"] = "."
             if dialect["trailing"]:
                 options["index_col"] = False
-            header = pd.read_csv(path, nrows=0, **options)
+            header = _read_csv(pd, path, options, notes, nrows=0)
             columns = [str(c) for c in header.columns]
+            if check_header is not None:  # the names as written, before pandas' renaming
+                check_header(list(_read_csv(pd, path, options, [], header=None, nrows=1,
+                                            dtype=str).iloc[0].fillna("")))
             text = set(text_columns or ())
             if pick_text is not None:
                 text |= set(pick_text(columns))
             dtype = {c: str for c in header.columns if str(c) in text}
-            frame = pd.read_csv(path, dtype=dtype or None, **options)
+            frame = _read_csv(pd, path, options, notes, dtype=dtype or None)
+            checks.check_quotes(path, len(frame), sep=options["sep"],
+                                encoding=options["encoding"])
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, zlib.error) as exc:
+        m = re.search(r"EOF inside string starting at row (\d+)", str(exc))
+        if m:  # pandas counts from 0 with the header: row n is data row n
+            raise DataError(f"{path}: a quoted field starting in data row {m.group(1)} never "
+                            "ends: a stray quote (\")? fix or remove it") from None
         raise DataError(f"{path}: cannot parse as {fmt.upper()}: {_first_line(exc)}") from None
     except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise DataError(f"{path}: cannot read as {fmt.upper()}: {_first_line(exc)}") from None
     except Exception as exc:  # pyarrow's ArrowInvalid and friends
+        dup = re.search(r"Multiple matches for FieldRef.Name\((.*?)\)", str(exc))
+        if dup:
+            raise DataError(f"{path}: duplicate column name(s) {dup.group(1)!r}; every column "
+                            "needs its own name: rename them") from None
         if type(exc).__module__.startswith("pyarrow"):
             raise DataError(f"{path}: not a valid Parquet file: {_first_line(exc)}") from None
         raise
@@ -268,8 +288,8 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
             looks = best if counts[best] else None
         if looks is not None and looks != dialect["sep"]:
             raise DataError(
-                f"{path}: read as one column with separator {_SEP_NAMES[dialect['sep']]}, but "
-                f"it looks {_SEP_NAMES[looks]}-separated: try --sep "
+                f"{path}: read as one column with separator {_sep_name(dialect['sep'])}, but "
+                f"it looks {_sep_name(looks)}-separated: try --sep "
                 + ("tab" if looks == "\t" else f"'{looks}'")
             )
     index_columns = []
@@ -291,6 +311,42 @@ def read_frame(path, fmt, *, sep=None, decimal=None, text_columns=None, pick_tex
     frame.columns = [str(c) for c in frame.columns]
     frame.attrs["decimal"] = dialect["decimal"] if dialect else "."
     frame.attrs["index_columns"] = index_columns
+    return frame
+
+
+def _sep_name(sep):
+    return _SEP_NAMES.get(sep, repr(sep))
+
+
+def _read_csv(pd, path, options, notes, **more):
+    """``pd.read_csv`` with spaces after separators skipped (``a, b``) and, when a byte past
+    the sniffed sample is not UTF-8, the whole file read again as Windows-1252."""
+    if isinstance(more.get("dtype"), dict):  # keys as stripped below: map to names as written
+        raw = [str(c) for c in pd.read_csv(path, nrows=0, skipinitialspace=True,
+                                           **options).columns]
+        by_name = {n.strip(): n for n in raw}
+        more["dtype"] = {by_name.get(str(k), k): v for k, v in more["dtype"].items()}
+    try:
+        frame = pd.read_csv(path, skipinitialspace=True, **options, **more)
+    except UnicodeDecodeError:
+        if options.get("encoding") != "utf-8-sig":
+            raise
+        options["encoding"] = "cp1252"
+        notes.append(f"{path}: not UTF-8 (past its first 64 KiB); read as Windows-1252 "
+                     "(Excel's encoding)")
+        frame = pd.read_csv(path, skipinitialspace=True, **options, **more)
+    if more.get("nrows") is None and more.get("header", 0) is not None \
+            and options["sep"] != " ":  # the main read: say when spaces were skipped
+        sample = _head_bytes(path).decode(options["encoding"], errors="replace")
+        if any(f[:1] == " " and f.strip() for r in _split_lines(sample, options["sep"])
+               for f in r[1:]):
+            notes.append(f"{path}: spaces after the separator skipped ('a, b' is 'a,b')")
+    if more.get("header", 0) is not None:
+        names = [str(c) for c in frame.columns]
+        stripped = [n.strip() for n in names]
+        if stripped != names:
+            notes.append(f"{path}: spaces around column names stripped")
+            frame.columns = stripped
     return frame
 
 
@@ -725,7 +781,13 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
         ids.extend(c for c in optional_ids if c in columns and c not in ids and c != label)
         return [c for c in [label, *ids, *categorical_kind] if c is not None]
 
-    frame = read_frame(path, fmt, sep=sep, decimal=decimal, pick_text=pick_text, notes=notes)
+    def check_header(names):
+        checks.check_names(path, names, label_names=LABEL_NAMES, target=target, labels=labels,
+                           hint=label_hint, features=features, ids=ids, drop=drop,
+                           need_labels=need_labels)
+
+    frame = read_frame(path, fmt, sep=sep, decimal=decimal, pick_text=pick_text, notes=notes,
+                       check_header=check_header)
     dec = decimal or frame.attrs.get("decimal", ".")
     index_columns = frame.attrs.get("index_columns", [])
     frame.attrs = {}
@@ -733,6 +795,9 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
     if fmt == "parquet":
         pick_text(columns)
     label = chosen.get("label")
+    if label is not None and need_labels and chosen.get("how") != "last" \
+            and frame[label].isna().all():
+        raise DataError(f"{path}: the label column {label!r} has no values")
     unused = [c for c in index_columns if c != label and c not in ids and c not in drop
               and c not in (features or ())]
     if unused:  # a Parquet file's named index, not asked for: not a feature
@@ -763,7 +828,7 @@ def read_table(path, fmt, *, labels=None, target=None, need_labels=True, feature
 
     blank = frame.isna().all(axis=1).to_numpy()
     positions = np.arange(len(frame))
-    if blank.any() and not blank.all():
+    if blank.any() and not blank.all() and need_labels:  # predict: one output row per row
         notes.append(f"{path}: {_rows(int(blank.sum()))} with no values left out "
                      f"(data row {int(np.flatnonzero(blank)[0]) + 1}"
                      + (", ..." if blank.sum() > 1 else "") + ")")
@@ -973,6 +1038,9 @@ def separator(text):
 
     names = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
     text = names.get(text, text)
+    if text in ('"', "\n", "\r"):
+        raise argparse.ArgumentTypeError(f"{text!r} cannot separate fields (it quotes or ends "
+                                         "them)")
     if len(text) != 1:
         raise argparse.ArgumentTypeError(f"must be one character or 'tab', got {text!r}")
     return text

@@ -35,6 +35,9 @@ FLOPS_PER_SLICE = 5e9
 # A training loss this many times log K (the loss of guessing every class equally likely)
 # means the network is far worse than guessing: diverged, or oscillating wildly.
 CHANCE_FACTOR = 10.0
+# An epoch whose training loss (without the penalty) is this many times the larger of the
+# first epoch's and log K has diverged ("loss up by orders of magnitude"): fit stops there.
+DIVERGED_FACTOR = 1e3
 
 
 class TrainingDiverged(FloatingPointError):
@@ -641,6 +644,25 @@ class Trainer:
                 DivergenceWarning, stacklevel=3,
             )
 
+    def _check_growth(self, loss, before, X, y, sw):
+        """TrainingDiverged when the epoch's training loss is more than :data:`DIVERGED_FACTOR`
+        times the larger of log K (the loss of guessing) and the first epoch's loss (in the
+        first epoch: the loss of the weights it started from, computed only then)."""
+        chance = math.log(max(self.shape[2], 2))
+        data_loss = loss  # with the epoch's penalty: small unless the loss itself is
+        if data_loss <= DIVERGED_FACTOR * chance:
+            return
+        if self.history.epochs:
+            start, what = self.history.epochs[0].train_loss, "first epoch's"
+        else:  # a huge loss from the start (unscaled inputs) is no divergence
+            start, what = float(_evaluate(before, X, y, sw)[0]), "starting"
+        reference = max(start, chance)
+        if data_loss > DIVERGED_FACTOR * reference:
+            raise TrainingDiverged(
+                f"the training loss rose to {data_loss:.4g}, more than {DIVERGED_FACTOR:g}x "
+                f"the {what} loss or log K ({reference:.3g}); the weights from before this "
+                f"epoch are kept; {_fix(self.config.learning_rate_init)}")
+
     # ------------------------------------------------------------------ bookkeeping
     def _epoch(self, X, y, sw, val, callback, progress):
         t0 = time.perf_counter()
@@ -664,6 +686,7 @@ class Trainer:
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"the loss became {loss}")
             self._check_optimizer(lr)
+            self._check_growth(loss, snapshot[0], X, y, sw)
         except TrainingDiverged as exc:
             undo()
             text = str(exc)

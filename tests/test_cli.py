@@ -799,3 +799,110 @@ def test_export_help_describes_table_inputs(capsys):
     out = " ".join(out.split())
     assert code == 0 and "a model trained on a table has one input per column" in out
     assert "of shape (N, 1)" in out
+
+
+# ------------------------------------------------------------- the adversarial review's findings
+
+
+def test_outputs_that_would_overwrite_an_input_are_refused_before_any_work(capsys, tmp_path):
+    (data,) = write_dataset(tmp_path, "csv")
+    before = data.read_bytes()
+    code, out, err = run(capsys, "train", data, "--out", data, *FAST)
+    assert_error(code, err, "--out", "data file")
+    assert data.read_bytes() == before and "epoch" not in out
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", data, "--out", model, "--metrics", model, *FAST)
+    assert_error(code, err, "--out and --metrics are the same file")
+    assert run(capsys, "train", data, "--out", model, *FAST)[0] == 0
+    saved = model.read_bytes()
+    for argv, words in ((("predict", model, data, "--out", model), ("--out", "model file")),
+                        (("predict", model, data, "--out", data), ("--out", "data file")),
+                        (("evaluate", model, data, "--metrics", data), ("--metrics", "data"))):
+        code, out, err = run(capsys, *argv)
+        assert_error(code, err, *words)
+    assert model.read_bytes() == saved and data.read_bytes() == before
+
+
+def test_predict_gives_one_output_row_per_input_row_even_an_empty_one(capsys, tmp_path):
+    (data,) = write_dataset(tmp_path, "csv")
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", data, "--out", model, *FAST)[0] == 0
+    new = tmp_path / "new.csv"
+    new.write_text("f0,f1,f2,f3\n0,0,0,0\n,,,\n4,4,0,0\n")
+    code, out, err = run(capsys, "predict", model, new)
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 1 + 3  # the header and three predictions
+
+
+def test_a_value_that_overflows_the_model_dtype_names_column_and_row(capsys, tmp_path):
+    (data,) = write_dataset(tmp_path, "csv")
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", data, "--out", model, *FAST)[0] == 0
+    new = tmp_path / "new.csv"
+    new.write_text("f0,f1,f2,f3\n0,0,0,0\n0,1e300,0,0\n")
+    code, out, err = run(capsys, "predict", model, new)
+    assert_error(code, err, "column 'f1' in data row 2 (value 1e+300)", "overflows float32")
+    assert "RuntimeWarning" not in err and "infinity" not in err
+
+
+@pytest.mark.parametrize("sep", ['"', ":"])
+def test_odd_separators_give_one_clear_error(capsys, tmp_path, sep):
+    (data,) = write_dataset(tmp_path, "csv")
+    code, out, err = run(capsys, "train", data, "--sep", sep, *FAST)
+    assert_error(code, err)
+    assert "KeyError" not in err
+
+
+def test_an_id_column_named_like_an_output_column_is_refused(capsys, tmp_path):
+    X, y = blobs()
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    df["prediction"] = [f"r{i}" for i in range(len(df))]
+    df["species"] = y
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", data, "--id", "prediction", "--out", model, *FAST)[0] == 0
+    code, out, err = run(capsys, "predict", model, data, "--id", "prediction")
+    assert_error(code, err, "--id column 'prediction'", "output column")
+
+
+def test_a_random_split_does_not_call_itself_stratified(capsys, tmp_path):
+    X, y = blobs()
+    y = y.copy()
+    y[0] = "yak"  # a class of one row: no stratified split
+    (data,) = write_dataset(tmp_path, "csv", X, y)
+    code, out, err = run(capsys, "train", data, *FAST)
+    assert code == 0, err
+    assert "splitting at random" in err
+    assert "(stratified" not in out and "at random" in out
+
+
+def test_running_out_of_memory_names_the_one_hot_columns_too():
+    text = cli._describe(MemoryError())
+    assert "out of memory" in text and "--min-frequency" in text and "--hidden" in text
+
+
+def test_more_one_hot_columns_than_the_cap_are_refused_before_training(capsys, tmp_path,
+                                                                       monkeypatch):
+    from relunet import tablechecks
+
+    X, y = blobs()
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    df["town"] = [f"t{i % 45}" for i in range(len(df))]  # 45 towns of 2 rows
+    df["species"] = y
+    data = tmp_path / "d.csv"
+    df.to_csv(data, index=False)
+    monkeypatch.setattr(tablechecks, "MAX_ONEHOT", 40)
+    monkeypatch.setattr(tablechecks.check_onehot_width, "__defaults__", (5, 40))
+    code, out, err = run(capsys, "train", data, "--min-frequency", "1", *FAST)
+    assert_error(code, err, "45 columns", "column 'town'", "--min-frequency", "--drop town")
+    assert run(capsys, "train", data, "--min-frequency", "3", *FAST)[0] == 0
+
+
+def test_class_names_from_the_file_are_escaped_in_the_data_summary(capsys, tmp_path):
+    X, y = blobs()
+    y = np.where(y == "ant", "\x1b[31mant", y)
+    (data,) = write_dataset(tmp_path, "csv", X, y)
+    code, out, err = run(capsys, "train", data, *FAST)
+    assert code == 0, err
+    assert "\x1b" not in out and "\\x1b[31mant" in out

@@ -257,3 +257,15 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DataError, match="does not exist"), atomic_path(tmp_path / "no/m.npz"):
         pass
+
+
+def test_labels_that_are_not_whole_numbers_are_refused_as_a_measurement(tmp_path):
+    # The review: a float .npy of 60 distinct values as --labels went on to sklearn's
+    # "Unknown label type: continuous".
+    X = np.zeros((6, 2))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", np.array([0.5, 1.25, 2.0, 3.0, 4.0, 5.0]))
+    with pytest.raises(DataError, match=r"y.npy.*not whole \(e.g. 0.5 in row 1\).*not classes"):
+        read_data(tmp_path / "X.npy", labels=tmp_path / "y.npy")
+    np.save(tmp_path / "y.npy", np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0]))  # whole: classes
+    assert read_data(tmp_path / "X.npy", labels=tmp_path / "y.npy").y.dtype.kind == "i"

@@ -58,10 +58,21 @@ def test_display_reports_within_epochs_evaluates_at_epoch_ends_and_relays_a_stop
 
 def test_a_huge_learning_rate_ends_with_a_warning_naming_cause_and_fix(capsys):
     # The issue: `--learning-rate 5` exited 0 with "final training loss 24.5" and nothing else.
-    code, out, err = run(capsys, "train", "--learning-rate", "5", "--epochs", "3")
+    # (5 now stops in epoch 1 with an error: see the next test; 2 ends at loss ~140.)
+    code, out, err = run(capsys, "train", "--learning-rate", "2", "--epochs", "3")
     assert code == 0
     assert "warning: training diverged or oscillates" in err
-    assert "smaller learning rate (it was 5; e.g. 0.5)" in err
+    assert "smaller learning rate (it was 2; e.g. 0.2)" in err
+
+
+def test_a_loss_up_by_orders_of_magnitude_stops_training_with_one_error_line(capsys):
+    # The review: `--learning-rate 1e4` took the loss from 1.05 to 1.25e8 and said "success".
+    code, out, err = run(capsys, "train", "--learning-rate", "1e4", "--epochs", "3")
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    assert "training diverged in epoch 1: the training loss rose to" in lines[0]
+    assert "smaller learning rate (it was 10000; e.g. 1000)" in lines[0]
 
 
 def test_a_column_too_large_for_the_scaler_is_reported_as_overflow_not_nan(capsys, tmp_path):

@@ -670,3 +670,24 @@ def test_ctrl_c_mid_epoch_keeps_the_last_complete_epoch(monkeypatch, spiral):
     assert trainer.interrupted and trainer.n_epochs == 2
     for W, W2 in zip(trainer.params, after[-1], strict=True):
         np.testing.assert_array_equal(W, W2)
+
+
+def test_a_loss_up_by_orders_of_magnitude_stops_and_undoes_the_epoch(spiral):
+    # The review: a learning rate of 1e4 took the loss from ~1 to ~1e8, still finite, and
+    # training "succeeded".  Above DIVERGED_FACTOR x max(first epoch's loss, log K) it stops.
+    from relunet.train import DIVERGED_FACTOR
+
+    X, y = spiral
+    cfg = TrainConfig(solver="sgd", batch_size=10, shuffle=False, learning_rate_init=0.01)
+    trainer = Trainer(init_params(2, 8, 3, rng=0), cfg)
+    first = trainer.partial_fit(X, y).train_loss
+    before = [W.copy() for W in trainer.params]
+    trainer.schedule = Constant(1e4)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: the training loss rose to .*more "
+                                               r"than 1000x the first epoch's loss .*smaller "
+                                               r"learning rate"):
+        trainer.partial_fit(X, y)
+    assert DIVERGED_FACTOR == 1e3 and first < 2 * math.log(3)
+    for W, W0 in zip(trainer.params, before, strict=True):
+        np.testing.assert_array_equal(W, W0)
+    assert trainer.n_epochs == 1
