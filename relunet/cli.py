@@ -471,7 +471,7 @@ def _describe(exc):
         text = f"{type(exc).__name__}: {exc} (unexpected; run with --debug for the traceback)"
     from ._text import printable
 
-    return printable(" ".join(text.split())) or type(exc).__name__
+    return printable(" ".join(text.split()), backslashes=False) or type(exc).__name__
 
 
 # What an OSError means for the user, in words, before the system's own terse text.

@@ -51,6 +51,7 @@ _MAX_JSON_DEPTH = 32
 _MAX_JSON_STRING = 4096  # characters of one string (a label, a feature name, a key)
 _MAX_DIM = 2**31 - 1  # n_features_in
 _MAX_ABS_WEIGHT = 1e10  # |w| of a weight in W1, W2
+_MAX_QUOTED = 100  # characters of file text quoted in an error message
 _PREFIXES = ("scaler.", "prep.")  # members beside W1, W2 and metadata
 
 # The scalers a Pipeline may hold, with their fitted array attributes (None allowed where
@@ -334,7 +335,8 @@ class _Reader:
         self._layout = {}  # name -> (fortran_order, header_size)
 
     def error(self, what):
-        return ModelFileError(f"{self.path}: {what}")
+        # text quoted from the file (a name, a header, a value) never makes a message long
+        return ModelFileError(f"{self.path}: {_clip(what, 3 * _MAX_QUOTED)}")
 
     def __enter__(self):
         try:  # FileNotFoundError, PermissionError, IsADirectoryError pass through unchanged
@@ -401,7 +403,7 @@ class _Reader:
                 raise self.error(f"the array {name!r} is damaged (the file {exc})") from None
             except Exception as exc:  # bad magic, bad header, too long a header, ...
                 raise self.error(
-                    f"the array {name!r} is damaged ({type(exc).__name__}: {exc})"
+                    f"the array {name!r} is damaged ({type(exc).__name__}: {_clip(str(exc))})"
                 ) from None
             if dtype.hasobject:
                 raise self.error(
@@ -558,8 +560,8 @@ class _Reader:
 def _parse_json(raw):
     """JSON within the budgets: ``_MAX_JSON_VALUES`` values (counted before parsing, so that
     the parse cannot take more than ~100 bytes of memory per byte of text... in all), depth
-    ``_MAX_JSON_DEPTH``, strings of ``_MAX_JSON_STRING`` characters; no NaN/Infinity, no key
-    twice in one object."""
+    ``_MAX_JSON_DEPTH``, strings of ``_MAX_JSON_STRING`` characters; no NaN/Infinity (also
+    none from a number too large for a float, such as ``1e999``), no key twice in one object."""
     values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1  # an upper bound
     if values > _MAX_JSON_VALUES:
         raise ValueError(f"more than {_MAX_JSON_VALUES:,} values")
@@ -589,6 +591,8 @@ def _parse_json(raw):
         elif isinstance(obj, str) and len(obj) > _MAX_JSON_STRING:
             raise ValueError(f"a string of {len(obj):,} characters (at most "
                              f"{_MAX_JSON_STRING:,})")
+        elif isinstance(obj, float) and not math.isfinite(obj):  # "1e999" parses as inf
+            raise ValueError("a number too large for a float (it would be infinite)")
     return meta
 
 
@@ -617,10 +621,23 @@ def _labels(values, dtype_str):
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
-    out = np.array(values, dtype=dtype)
+    try:  # NumPy raises OverflowError for 300 as int8, -1 as uint8, 2**70 as int64
+        with np.errstate(all="ignore"):
+            out = np.array(values, dtype=dtype)
+    except (OverflowError, ValueError, TypeError):
+        raise ValueError(f"the class labels do not fit the classes dtype {dtype_str!r}") from None
     if out.ndim != 1:
         raise ValueError("classes must be a flat list")
+    for v, back in zip(values, out.tolist(), strict=True):  # the cast must change nothing
+        if back != v or isinstance(back, bool) != isinstance(v, bool):
+            raise ValueError(f"the class label {v!r} does not survive the classes dtype "
+                             f"{dtype_str!r} (it would become {back!r})")
     return out.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _clip(text, n=_MAX_QUOTED):
+    """``text`` cut to ``n`` characters (NumPy's header errors quote the whole header)."""
+    return text if len(text) <= n else text[:n] + f"... ({len(text) - n:,} more characters)"
 
 
 def _same(a, b):

@@ -196,6 +196,48 @@ def test_classes_dtype_is_bounded(model_file, tmp_path):
     _refusals(model_file, cases)
 
 
+def test_labels_must_survive_the_classes_dtype(model_file, tmp_path):
+    """Labels that overflow the stored dtype (NumPy raises OverflowError) or that the cast
+    would change (0.5 -> 0, 1e300 -> inf, 'abc' -> 'a') are refused, by both readers."""
+    cases = []
+    for i, (classes, dtype, match) in enumerate([
+        ([100, 200, 300], "<i1", "do not fit the classes dtype '<i1'"),
+        ([-3, -2, -1], "|u1", "do not fit the classes dtype '|u1'"),
+        ([0, 1, 2**70], "<i8", "do not fit the classes dtype '<i8'"),
+        ([0.5, 1.5, 2.5], "<i8", "label 0.5 does not survive .* become 0"),
+        ([0.0, 1.0, 1e300], "<f4", "label 1e\\+300 does not survive .* become inf"),
+        (["abc", "b", "c"], "<U1", "label 'abc' does not survive .* become 'a'"),
+        ([0, 1, 2], "|b1", "label 0 does not survive .* become False"),
+    ]):
+        out = _with_metadata(model_file, tmp_path / f"l{i}.npz", classes=classes,
+                             classes_dtype=dtype)
+        cases.append((out, match))
+    _refusals(model_file, cases)
+
+
+def test_json_numbers_too_large_for_a_float_are_refused(model_file, tmp_path):
+    """'1e999' parses as inf in Python's json: refused like a written Infinity."""
+    text = json.dumps(_metadata(model_file))
+    cases = []
+    for i, (old, new) in enumerate([('"best_loss": ', '"best_loss": 1e999, "x": '),
+                                    ('"loss_curve": [', '"loss_curve": [-1e999, ')]):
+        assert old in text
+        out = _with_metadata_text(model_file, tmp_path / f"big{i}.npz", text.replace(old, new, 1))
+        cases.append((out, "too large for a float"))
+    _refusals(model_file, cases)
+
+
+def test_npy_header_errors_quote_little_of_the_header(model_file, tmp_path):
+    header = ("{'descr': '<f8', 'fortran_order': False, 'shape': " + "(" * 3000 + "}").encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    members = dict(_members(model_file), **{"prep.x.npy": raw})
+    report = _refusals(model_file, [(_zip(tmp_path / "hdr.npz", members),
+                                     r"'prep\.x' is damaged .*more characters\)")])
+    for r in report["results"]:
+        assert len(r["message"]) < 400 + len(str(tmp_path)), r["message"]
+
+
 def test_json_amplification_is_bounded(model_file, tmp_path):
     meta = _metadata(model_file)
     text = json.dumps(meta)
