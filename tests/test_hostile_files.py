@@ -228,7 +228,7 @@ def test_json_numbers_too_large_for_a_float_are_refused(model_file, tmp_path):
 
 
 def test_npy_header_errors_quote_little_of_the_header(model_file, tmp_path):
-    header = ("{'descr': '<f8', 'fortran_order': False, 'shape': " + "(" * 3000 + "}").encode()
+    header = ("{'descr': '<f8', 'fortran_order': False, 'shape': '" + "x" * 3000 + "'}").encode()
     header += b" " * (-(len(header) + 11) % 64) + b"\n"
     raw = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
     members = dict(_members(model_file), **{"prep.x.npy": raw})
