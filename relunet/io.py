@@ -51,6 +51,7 @@ _MAX_JSON_DEPTH = 32
 _MAX_JSON_STRING = 4096  # characters of one string (a label, a feature name, a key)
 _MAX_DIM = 2**31 - 1  # n_features_in
 _MAX_ABS_WEIGHT = 1e10  # |w| of a weight in W1, W2
+_CHECK_CHUNK = 1 << 16  # array values checked at a time
 _MAX_QUOTED = 100  # characters of file text quoted in an error message
 _PREFIXES = ("scaler.", "prep.")  # members beside W1, W2 and metadata
 
@@ -279,6 +280,7 @@ def read_metadata(path):
         Not a readable relunet model file.
     """
     with _Reader(path) as reader:
+        _build(reader, weights=False)  # the same checks as load, less the weights' values
         return reader.metadata
 
 
@@ -302,17 +304,23 @@ def load(path):
         file is ever executed.
     """
     with _Reader(path) as reader:
-        meta = reader.metadata
-        try:
-            clf = _build_classifier(reader, meta)
-            prep = meta["preprocessing"]
-            if prep["kind"] == "none":
-                return clf
-            return _build_pipeline(reader, prep, clf)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise reader.error(f"inconsistent metadata ({type(exc).__name__}: {exc})") from None
+        return _build(reader)
+
+
+def _build(reader, weights=True):
+    """The model of ``reader``'s file; without reading W1 and W2 (and returning a classifier
+    without them) when ``weights`` is false, for :func:`read_metadata`'s checks."""
+    meta = reader.metadata
+    try:
+        clf = _build_classifier(reader, meta, weights=weights)
+        prep = meta["preprocessing"]
+        if prep["kind"] == "none":
+            return clf
+        return _build_pipeline(reader, prep, clf)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise reader.error(f"inconsistent metadata ({type(exc).__name__}: {exc})") from None
 
 
 class _Reader:
@@ -448,22 +456,32 @@ class _Reader:
         if not a_dtype.isnative:  # big-endian data: the same values, in this machine's order
             value = value.byteswap().view(a_dtype.newbyteorder("="))
         if value.dtype.kind == "f":
-            if not np.all(np.isfinite(value)):
+            self._check_values(name, value)
+        return value
+
+    def _check_values(self, name, value):
+        """Finite; W1, W2 at most ``_MAX_ABS_WEIGHT`` in size; ``*scale_`` non-zero.  Checked
+        ``_CHECK_CHUNK`` values at a time, so that no temporary grows with the array."""
+        flat = value.ravel(order="K")  # a view: the array was read contiguous
+        weights = name in ("W1", "W2")
+        biggest = 0.0
+        for start in range(0, flat.size, _CHECK_CHUNK):
+            chunk = flat[start:start + _CHECK_CHUNK]
+            if not np.all(np.isfinite(chunk)):
                 raise self.error(f"the array {name!r} holds NaN or infinite values")
-            if name in ("W1", "W2") and value.size:
-                biggest = float(np.max(np.abs(value)))
-                if biggest > _MAX_ABS_WEIGHT:
-                    raise self.error(
-                        f"the array {name!r} holds a weight of size {biggest:.3g}; trained "
-                        f"weights are far below {_MAX_ABS_WEIGHT:.0e} and larger ones make "
-                        "every prediction overflow"
-                    )
-            if name.endswith("scale_") and np.any(value == 0):
+            if weights:
+                biggest = max(biggest, -float(np.min(chunk)), float(np.max(chunk)))
+            if name.endswith("scale_") and np.any(chunk == 0):
                 raise self.error(
                     f"the array {name!r} holds a zero scale (a scaler never fits one; "
                     "transforming would divide by zero)"
                 )
-        return value
+        if biggest > _MAX_ABS_WEIGHT:
+            raise self.error(
+                f"the array {name!r} holds a weight of size {biggest:.3g}; trained "
+                f"weights are far below {_MAX_ABS_WEIGHT:.0e} and larger ones make "
+                "every prediction overflow"
+            )
 
     def _metadata(self):
         if not self.has("metadata"):
@@ -644,7 +662,7 @@ def _same(a, b):
     return a.shape == b.shape and bool(np.all(a == b))
 
 
-def _build_classifier(reader, meta):
+def _build_classifier(reader, meta, weights=True):
     from sklearn.utils._param_validation import InvalidParameterError
 
     from .estimator import ReluNetClassifier
@@ -672,8 +690,11 @@ def _build_classifier(reader, meta):
     if K < 2 or D < 1:
         raise reader.error(f"needs >= 2 classes and >= 1 feature, got {K} and {D}")
     H = reader.headers["W1"][0][1]  # checked against n_hidden and the other arrays already
-    W1 = reader.array("W1", dtypes=("float32", "float64"), ndim=2, shape=(D + 1, H))
-    W2 = reader.array("W2", dtypes=(W1.dtype.name,), ndim=2, shape=(H + 1, K))
+    if weights:
+        W1 = reader.array("W1", dtypes=("float32", "float64"), ndim=2, shape=(D + 1, H))
+        W2 = reader.array("W2", dtypes=(W1.dtype.name,), ndim=2, shape=(H + 1, K))
+        clf.W1_ = np.ascontiguousarray(W1)  # no copy: read in C order already
+        clf.W2_ = np.ascontiguousarray(W2)
     names = meta.get("feature_names")
     if names is not None:
         clf.feature_names_in_ = np.asarray(names, dtype=object)
@@ -692,8 +713,6 @@ def _build_classifier(reader, meta):
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise ValueError("training.history must be a list of objects")
     best = tr.get("best_loss")
-    clf.W1_ = np.array(W1, order="C")
-    clf.W2_ = np.array(W2, order="C")
     clf.classes_ = classes
     clf.n_features_in_ = int(D)
     clf.loss_curve_ = floats("loss_curve")
@@ -724,6 +743,7 @@ def _build_pipeline(reader, prep, clf):
                 and all(isinstance(s, list) and len(s) == 2 and s[0] == n
                         for s, n in zip(steps, names, strict=False))):
             raise reader.error("the preprocessing steps are malformed")
+        prepio._distinct(names, "Pipeline")
         built = [(name, prepio.load(spec, reader.array)) for name, spec in steps]
         return Pipeline([*built, (names[-1], clf)])
     if kind not in _SCALERS:
@@ -736,6 +756,7 @@ def _build_pipeline(reader, prep, clf):
     if unknown:
         raise reader.error(f"unknown {type(scaler).__name__} parameters {sorted(unknown)}")
     scaler.set_params(**params)
+    scaler._validate_params()  # InvalidParameterError (a ValueError) for with_mean="yes"
     D = clf.n_features_in_
     if prep["n_features_in"] != D:
         raise reader.error(f"the scaler has {prep['n_features_in']} features, the model {D}")
@@ -743,10 +764,14 @@ def _build_pipeline(reader, prep, clf):
     allowed = _SCALERS[kind][1]
     if not isinstance(present, list) or not set(present) <= set(allowed):
         raise reader.error(f"unexpected scaler arrays {present!r}")
+    if set(present) != prepio.scaler_arrays(scaler):
+        raise reader.error(f"a {type(scaler).__name__} with these parameters has the arrays "
+                           f"{sorted(prepio.scaler_arrays(scaler))}, not {sorted(present)}")
     for attr in allowed:
         value = None
         if attr in present:
-            value = reader.array("scaler." + attr, dtypes=("float64",), ndim=1, shape=(D,))
+            value = prepio.checked_values(f"the scaler's {attr}", reader.array(
+                "scaler." + attr, dtypes=("float64",), ndim=1, shape=(D,)))
         setattr(scaler, attr, value)
     seen = prep["n_samples_seen"]
     if isinstance(seen, list):
@@ -766,5 +791,6 @@ def _build_pipeline(reader, prep, clf):
     if not (isinstance(step_names, list) and len(step_names) == 2
             and all(isinstance(n, str) for n in step_names)):
         raise reader.error("step_names must be two strings")
+    prepio._distinct(step_names, "Pipeline")
     return Pipeline([(step_names[0], scaler), (step_names[1], clf)])
 
