@@ -366,6 +366,94 @@ def test_values_that_cannot_predict_are_refused(model_file, pipeline_file, tmp_p
     _refusals(model_file, cases)
 
 
+def _version_1(pipeline_file, out, **changes):
+    """``pipeline_file`` (StandardScaler + net) rewritten as a format-1 file, with
+    ``changes`` to its preprocessing spec."""
+    members = _members(pipeline_file)
+    meta = json.loads(np.load(io.BytesIO(members.pop("metadata.npy"))).tobytes())
+    for attr in ("mean_", "var_", "scale_"):
+        members["scaler." + attr + ".npy"] = members.pop("prep.0." + attr + ".npy")
+    spec = meta["preprocessing"]["steps"][0][1]
+    meta["format_version"] = 1
+    meta["preprocessing"] = dict({
+        "kind": "standard", "step_names": ["scaler", "net"], "params": spec["params"],
+        "n_features_in": 4, "feature_names": None,
+        "n_samples_seen": spec["n_samples_seen"], "arrays": ["mean_", "var_", "scale_"],
+    }, **changes)
+    members["metadata.npy"] = _npy(np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    return _zip(out, members)
+
+
+def _with_prep_array(pipeline_file, out, attr, values):
+    members = _members(pipeline_file)
+    members[f"prep.0.{attr}.npy"] = _npy(np.asarray(values, np.float64))
+    return _zip(out, members)
+
+
+def _with_prep_spec(pipeline_file, out, change):
+    meta = _metadata(pipeline_file)
+    change(meta["preprocessing"])
+    return _with_metadata_text(pipeline_file, out, json.dumps(meta))
+
+
+def test_preparations_that_cannot_transform_are_refused(pipeline_file, tmp_path):
+    """Loaded models must predict: scaler arrays present as the parameters require, values
+    within bounds, parameters valid (scikit-learn's own check), step names distinct."""
+    assert load(_version_1(pipeline_file, tmp_path / "v1.npz")) is not None  # the control
+    spec = lambda m: m["steps"][0][1]  # noqa: E731 - the StandardScaler's spec
+    cases = [
+        (_version_1(pipeline_file, tmp_path / "v1_none.npz", arrays=[]),
+         r"has the arrays \['mean_', 'scale_', 'var_'\], not \[\]"),
+        (_version_1(pipeline_file, tmp_path / "v1_yes.npz",
+                    params={"with_mean": "yes", "with_std": True, "copy": True}),
+         "with_mean.*must be an instance of 'bool'"),
+        (_version_1(pipeline_file, tmp_path / "v1_dup.npz", step_names=["a", "a"]),
+         "two steps named 'a'"),
+        (_with_prep_array(pipeline_file, tmp_path / "mean.npz", "mean_", [1e308, 0, 0, 0]),
+         "mean_ holds the value 1e\\+308"),
+        (_with_prep_array(pipeline_file, tmp_path / "tiny.npz", "scale_", [1, 1, 1, 1e-320]),
+         "scale_ holds the scale 1e-320"),
+        (_with_prep_array(pipeline_file, tmp_path / "neg.npz", "scale_", [1, -2, 1, 1]),
+         "scale_ holds the scale -2"),
+        (_with_prep_array(pipeline_file, tmp_path / "var.npz", "var_", [1, 1, -1, 1]),
+         "var_ holds the negative value -1"),
+        (_with_prep_spec(pipeline_file, tmp_path / "missing.npz",
+                         lambda m: spec(m)["arrays"].pop("mean_")),
+         r"has the arrays \['mean_', 'scale_', 'var_'\], not \['scale_', 'var_'\]"),
+        (_with_prep_spec(pipeline_file, tmp_path / "param.npz",
+                         lambda m: spec(m)["params"].update(with_std="no")),
+         "with_std.*must be an instance of 'bool'"),
+        (_with_prep_spec(pipeline_file, tmp_path / "dup.npz",
+                         lambda m: m.update(step_names=["x", "x"]) or m["steps"][0].__setitem__(
+                             0, "x")),
+         "two steps named 'x'"),
+    ]
+    _refusals(pipeline_file, cases)
+
+
+def test_read_metadata_refuses_what_load_refuses(model_file, pipeline_file, tmp_path):
+    """read_metadata runs load's checks (hyper-parameters, preprocessing, scaler arrays)
+    without reading the weights."""
+    meta = _metadata(model_file)
+    meta["hyperparameters"]["no_such_knob"] = 1
+    cases = [
+        (_with_metadata_text(model_file, tmp_path / "knob.npz", json.dumps(meta)),
+         r"unknown hyper-parameters \['no_such_knob'\]"),
+        (_with_metadata(model_file, tmp_path / "kind.npz", preprocessing={"kind": "magic"}),
+         "unknown preprocessing kind 'magic'"),
+        (_with_metadata(model_file, tmp_path / "order.npz", classes=[2, 1, 0]),
+         "sorted and distinct"),
+        (_version_1(pipeline_file, tmp_path / "v1_none.npz", arrays=["mean_"]),
+         "has the arrays"),
+    ]
+    meta = _metadata(model_file)
+    meta["hyperparameters"]["alpha"] = -1.0
+    cases.append((_with_metadata_text(model_file, tmp_path / "alpha.npz", json.dumps(meta)),
+                  "invalid hyper-parameters"))
+    report = _refusals(model_file, cases)
+    assert all(r["message"] for r in report["results"])  # both readers, every file
+
+
 def test_metadata_is_parsed_once_per_command(model_file, tmp_path, monkeypatch):
     from relunet import cli
     from relunet import io as model_io
