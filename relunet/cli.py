@@ -424,7 +424,9 @@ def main(argv=None):
                 # numpy data for a model that knows its column names (or the reverse):
                 # the columns were matched by name or by count already
                 warnings.filterwarnings("ignore", message=".*feature names", category=UserWarning)
-            return args.func(args) or EXIT_OK
+            status = args.func(args) or EXIT_OK
+            guard.flush()  # the output is out while a signal still ends the command cleanly
+            return status
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()

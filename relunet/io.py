@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 
 import numpy as np
@@ -186,27 +185,18 @@ def _split(model, Pipeline, ReluNetClassifier):
 
 
 def _atomic_savez(path, arrays):
+    """``np.savez`` into :func:`relunet.data.atomic_path` (signals held while the temporary
+    file is created), the file fsynced before the rename and the folder after it."""
+    from .data import atomic_path
+
     target = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(target)
-    tmp = tempfile.NamedTemporaryFile(
-        dir=folder, prefix="." + os.path.basename(target) + ".", suffix=".tmp", delete=False
-    )
-    try:
-        with tmp:
-            np.savez(tmp, **arrays)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        # NamedTemporaryFile is private (0600); give the file the usual umask permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)
-        os.replace(tmp.name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp.name)
-        except OSError:
-            pass
-        raise
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(2, "No such directory", folder)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
     try:  # make the rename itself durable
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
