@@ -21,7 +21,6 @@ folder, fsync, ``os.replace``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as _dt
 import io
 import json
@@ -45,7 +44,7 @@ _MAX_DIRECTORY_BYTES = 2**20  # zip central directory
 _MAX_DEFLATE_RATIO = 32  # declared inflated bytes per compressed byte of a deflated member
 _MAX_NPY_HEADER = 4096  # bytes of one .npy header (numpy's own limit is 10 000)
 _MAX_METADATA_BYTES = 8 * 2**20  # of JSON
-_MAX_JSON_VALUES = 500_000  # counted from the text before parsing
+_MAX_JSON_VALUES = 200_000  # counted from the text before parsing (save stays within it)
 _MAX_JSON_DEPTH = 32
 _MAX_JSON_STRING = 4096  # characters of one string (a label, a feature name, a key)
 _MAX_DIM = 2**31 - 1  # n_features_in
@@ -158,10 +157,56 @@ def save(model, path, *, table=None):
         "preprocessing": preprocessing,
         "table": _jsonable(table) if table is not None else None,
     }
-    text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
-    arrays["metadata"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    raw = _fit_budget(metadata)
+    arrays["metadata"] = np.frombuffer(raw, dtype=np.uint8)
     _atomic_savez(path, arrays)
     return path
+
+
+_PER_EPOCH = ("history", "loss_curve", "validation_loss_curve", "validation_scores")
+
+
+def _fit_budget(metadata):
+    """The metadata as UTF-8 JSON within the reading budgets, so that save never writes a file
+    load refuses.  A very long training's per-epoch records (``history`` and the loss and
+    score curves) are cut to their last epochs, ``training.epochs_dropped`` saying how many
+    went; metadata that is over the budgets even without them raises ValueError."""
+    def dump(meta):
+        return json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+    raw = dump(metadata)
+    if _count_values(raw) <= _MAX_JSON_VALUES and len(raw) <= _MAX_METADATA_BYTES:
+        return _loadable(raw)  # also: no string too long, nothing nested too deep
+    training = metadata["training"]
+    curves = {k: training[k] for k in _PER_EPOCH if isinstance(training.get(k), list)}
+    epochs = max((len(v) for v in curves.values()), default=0)
+    lo, hi = 0, epochs  # the most epochs kept that fit: binary search
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = dict(training, epochs_dropped=epochs - mid,
+                     **{k: v[len(v) - min(mid, len(v)):] for k, v in curves.items()})
+        text = dump(dict(metadata, training=trial))
+        if _count_values(text) <= _MAX_JSON_VALUES and len(text) <= _MAX_METADATA_BYTES:
+            lo = mid
+        else:
+            hi = mid - 1
+    trial = dict(training, epochs_dropped=epochs - lo,
+                 **{k: v[len(v) - min(lo, len(v)):] for k, v in curves.items()})
+    return _loadable(dump(dict(metadata, training=trial)))
+
+
+def _loadable(raw):
+    """``raw`` if the reader's JSON checks accept it, else ValueError saying why."""
+    try:
+        if len(raw) > _MAX_METADATA_BYTES:
+            raise ValueError(f"more than {_MAX_METADATA_BYTES:,} bytes")
+        _parse_json(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot save this model: its metadata (feature names, classes, preparation, "
+            f"table) would not load ({exc})"
+        ) from None
+    return raw
 
 
 def _split(model, Pipeline, ReluNetClassifier):
@@ -488,7 +533,7 @@ class _Reader:
         with _Reader._cache_lock:
             cached_identity, cached = _Reader._cache or (None, None)
         if cached_identity == identity:
-            return copy.deepcopy(cached)
+            return _copy_json(cached)
         raw = self.array("metadata", dtypes=("uint8",), ndim=1).tobytes()
         try:
             meta = _parse_json(raw)
@@ -513,8 +558,9 @@ class _Reader:
                 raise self.error(f"the metadata's {key!r} is missing or not a {kind.__name__}")
         self._check_fields(meta)
         with _Reader._cache_lock:
-            if _Reader._cache is not None:
-                _Reader._cache = (identity, copy.deepcopy(meta))
+            if _Reader._cache is not None:  # the cache keeps this one; the caller gets a copy
+                _Reader._cache = (identity, meta)
+                return _copy_json(meta)
         return meta
 
     def _check_fields(self, meta):
@@ -563,6 +609,23 @@ class _Reader:
                                  f"got {v!r}")
         if not isinstance(meta["preprocessing"].get("kind"), str):
             raise self.error("the metadata's preprocessing.kind must be a string")
+        if not isinstance(meta.get("table"), dict | None):
+            raise self.error("the metadata's table must be an object or null")
+
+
+def _copy_json(obj):
+    """A copy of parsed JSON: new dicts and lists, the (immutable) strings and numbers shared;
+    no ``deepcopy`` memo, so the copy costs only its containers."""
+    if isinstance(obj, dict):
+        return {k: _copy_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy_json(v) for v in obj]
+    return obj
+
+
+def _count_values(raw):
+    """An upper bound on the number of values in the JSON text ``raw`` (bytes)."""
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
 
 
 def _parse_json(raw):
@@ -570,7 +633,7 @@ def _parse_json(raw):
     the parse cannot take more than ~100 bytes of memory per byte of text... in all), depth
     ``_MAX_JSON_DEPTH``, strings of ``_MAX_JSON_STRING`` characters; no NaN/Infinity (also
     none from a number too large for a float, such as ``1e999``), no key twice in one object."""
-    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1  # an upper bound
+    values = _count_values(raw)
     if values > _MAX_JSON_VALUES:
         raise ValueError(f"more than {_MAX_JSON_VALUES:,} values")
 

@@ -242,14 +242,14 @@ def test_json_amplification_is_bounded(model_file, tmp_path):
     meta = _metadata(model_file)
     text = json.dumps(meta)
     cases = [
-        # 600 000 numbers (2.4 MB of text, ~20 MB as Python floats)
+        # 600 000 numbers (2.4 MB of text)
         (_with_metadata_text(model_file, tmp_path / "values.npz",
                              text[:-1] + ', "x": [' + ",".join(["1.5"] * 600_000) + "]}"),
-         "more than 500,000 values"),
-        # 400 000 empty objects: fewer values than the cap, far fewer bytes, same idea
+         "more than 200,000 values"),
+        # 600 000 empty objects: far fewer bytes, same idea
         (_with_metadata_text(model_file, tmp_path / "objects.npz",
                              text[:-1] + ', "x": [' + ",".join(["{}"] * 600_000) + "]}"),
-         "more than 500,000 values"),
+         "more than 200,000 values"),
         # nesting: 100 000 levels, and 40 levels
         (_with_metadata_text(model_file, tmp_path / "deep.npz",
                              text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"),
@@ -269,6 +269,44 @@ def test_json_amplification_is_bounded(model_file, tmp_path):
          "'n_features_in' appears twice"),
     ]
     _refusals(model_file, cases)
+
+
+_ACCEPTED_CHILD = textwrap.dedent("""
+    import contextlib, io, resource, sys
+    from relunet import cli
+    def info(path):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return cli.main(["info", path])
+    assert info(sys.argv[1]) == 0  # imports and first-use costs paid
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert info(sys.argv[2]) == 0, sys.argv[2]
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+""")
+
+
+@pytest.mark.parametrize("kind", ["keys", "nested", "dicts"])
+def test_json_just_within_the_budget_costs_bounded_memory(model_file, tmp_path, kind):
+    """The most expensive JSON the value budget lets through (as a free-form ``table``):
+    ``relunet info`` on it (load + read_metadata) stays within the memory budget."""
+    meta = _metadata(model_file)
+    meta["table"] = None
+    text = json.dumps(meta)
+    n = 200_000 - (text.count(",") + text.count("[") + text.count("{") + 1) - 10
+    table = {"keys": "{" + ",".join(f'"k{i}":0' for i in range(n - 1)) + "}",
+             "nested": '{"x": [' + ",".join(["[[[[0]]]]"] * (n // 5 - 2)) + "]}",
+             "dicts": '{"x": [' + ",".join(['{"a":[]}'] * (n // 3 - 2)) + "]}"}[kind]
+    path = _with_metadata_text(model_file, tmp_path / f"{kind}.npz",
+                               text.replace('"table": null', '"table": ' + table))
+    proc = subprocess.run([sys.executable, "-c", _ACCEPTED_CHILD, str(model_file), str(path)],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < MAX_EXTRA_MB, proc.stdout
+
+
+def test_table_must_be_an_object(model_file, tmp_path):
+    _refusals(model_file, [(_with_metadata(model_file, tmp_path / "t.npz", table=[1, 2]),
+                            "table must be an object or null")])
 
 
 def test_member_count_and_names_are_bounded(model_file, tmp_path):
