@@ -469,7 +469,9 @@ class _Reader:
 
         Read into one buffer of the size its header declares (checked against the zip
         directory), in native byte order; floating arrays must be finite, weights ``W1``/``W2``
-        at most ``_MAX_ABS_WEIGHT`` in size, and arrays named ``*scale_`` non-zero.
+        at most ``_MAX_ABS_WEIGHT`` in size, and arrays named ``*scale_`` non-zero (checked
+        chunk-wise, :meth:`_check_values`; a preparation's values are checked further by
+        :func:`relunet.prepio.checked_values`, by their role).
         """
         if name not in self.headers:
             raise self.error(f"the array {name!r} is missing")
