@@ -11,10 +11,11 @@ hidden temporary files behind.  Inside :func:`signals_as_exceptions` they raise
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
-__all__ = ["Terminated", "signals_as_exceptions"]
+__all__ = ["Terminated", "signals_as_exceptions", "hold", "release"]
 
 
 class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt, its sibling
@@ -54,3 +55,57 @@ def signals_as_exceptions(names=("SIGTERM", "SIGHUP")):
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+class _Held:
+    __slots__ = ("previous", "pending")
+
+    def __init__(self):
+        self.previous, self.pending = {}, []
+
+
+def hold(names=("SIGINT", "SIGTERM", "SIGHUP")):
+    """Hold the signals ``names`` until :func:`release`: for creating a temporary file and
+    entering the ``try`` that removes it, with no signal in between.
+
+    A held signal is recorded by a stand-in handler and acted on by :func:`release`, which the
+    caller calls as the first thing inside its ``try``.  (Not ``pthread_sigmask``: a signal
+    blocked in the main thread is delivered to another thread instead, a BLAS or numba worker,
+    and Python then runs the main thread's handler at once all the same.)  Only in the main
+    thread, and only for signals with a Python handler or the default action; an ignored signal
+    stays ignored.  Returns a token for :func:`release`, or None where nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    held = _Held()
+
+    def stand_in(signum, frame):
+        held.pending.append(signum)
+
+    for name in names:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        old = signal.getsignal(signum)
+        if old is signal.SIG_IGN or old is None:
+            continue
+        held.previous[signum] = signal.signal(signum, stand_in)
+    return held
+
+
+def release(held):
+    """Restore the handlers :func:`hold` replaced, then act on each signal that arrived
+    meanwhile as its handler would have (raise KeyboardInterrupt or :class:`Terminated`, or
+    the default action).  Safe to call twice, and with None."""
+    if held is None:
+        return
+    previous, pending = held.previous, held.pending
+    held.previous, held.pending = {}, []
+    for signum, old in previous.items():
+        signal.signal(signum, old)
+    for signum in dict.fromkeys(pending):
+        old = previous[signum]
+        if callable(old):
+            old(signum, None)
+        elif old is signal.SIG_DFL:
+            os.kill(os.getpid(), signum)

@@ -434,7 +434,9 @@ def main(argv=None):
                 # numpy data for a model that knows its column names (or the reverse):
                 # the columns were matched by name or by count already
                 warnings.filterwarnings("ignore", message=".*feature names", category=UserWarning)
-            return args.func(args) or EXIT_OK
+            status = args.func(args) or EXIT_OK
+            guard.flush()  # the output is out while a signal still ends the command cleanly
+            return status
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
@@ -482,7 +484,7 @@ def _describe(exc):
         text = f"{type(exc).__name__}: {exc} (unexpected; run with --debug for the traceback)"
     from ._text import printable
 
-    return printable(" ".join(text.split())) or type(exc).__name__
+    return printable(" ".join(text.split()), backslashes=False) or type(exc).__name__
 
 
 # What an OSError means for the user, in words, before the system's own terse text.

@@ -211,10 +211,15 @@ def atomic_path(path, *, suffix=".tmp"):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise DataError(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
-                               dir=directory)
-    os.close(fd)
+    from . import _signals
+
+    tmp = None
+    held = _signals.hold()  # no Ctrl-C/SIGTERM/SIGHUP between creating tmp and this try
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix,
+                                   dir=directory)
+        os.close(fd)
+        _signals.release(held)  # a signal that came meanwhile raises here, inside the try
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
@@ -226,8 +231,10 @@ def atomic_path(path, *, suffix=".tmp"):
         # a write into the temporary file (a full disk...): name the file being written
         raise type(exc)(exc.errno, exc.strerror, path) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _signals.release(held)  # mkstemp failed: the handlers back (a no-op after release)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 @contextlib.contextmanager

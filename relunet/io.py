@@ -21,14 +21,12 @@ folder, fsync, ``os.replace``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as _dt
 import io
 import json
 import math
 import os
 import re
-import tempfile
 import threading
 
 import numpy as np
@@ -46,11 +44,13 @@ _MAX_DIRECTORY_BYTES = 2**20  # zip central directory
 _MAX_DEFLATE_RATIO = 32  # declared inflated bytes per compressed byte of a deflated member
 _MAX_NPY_HEADER = 4096  # bytes of one .npy header (numpy's own limit is 10 000)
 _MAX_METADATA_BYTES = 8 * 2**20  # of JSON
-_MAX_JSON_VALUES = 500_000  # counted from the text before parsing
+_MAX_JSON_VALUES = 200_000  # counted from the text before parsing (save stays within it)
 _MAX_JSON_DEPTH = 32
 _MAX_JSON_STRING = 4096  # characters of one string (a label, a feature name, a key)
 _MAX_DIM = 2**31 - 1  # n_features_in
 _MAX_ABS_WEIGHT = 1e10  # |w| of a weight in W1, W2
+_CHECK_CHUNK = 1 << 16  # array values checked at a time
+_MAX_QUOTED = 100  # characters of file text quoted in an error message
 _PREFIXES = ("scaler.", "prep.")  # members beside W1, W2 and metadata
 
 # The scalers a Pipeline may hold, with their fitted array attributes (None allowed where
@@ -159,10 +159,56 @@ def save(model, path, *, table=None):
         "preprocessing": preprocessing,
         "table": _jsonable(table) if table is not None else None,
     }
-    text = json.dumps(metadata, allow_nan=False, ensure_ascii=False)
-    arrays["metadata"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    raw = _fit_budget(metadata)
+    arrays["metadata"] = np.frombuffer(raw, dtype=np.uint8)
     _atomic_savez(path, arrays)
     return path
+
+
+_PER_EPOCH = ("history", "loss_curve", "validation_loss_curve", "validation_scores")
+
+
+def _fit_budget(metadata):
+    """The metadata as UTF-8 JSON within the reading budgets, so that save never writes a file
+    load refuses.  A very long training's per-epoch records (``history`` and the loss and
+    score curves) are cut to their last epochs, ``training.epochs_dropped`` saying how many
+    went; metadata that is over the budgets even without them raises ValueError."""
+    def dump(meta):
+        return json.dumps(meta, allow_nan=False, ensure_ascii=False).encode("utf-8")
+
+    raw = dump(metadata)
+    if _count_values(raw) <= _MAX_JSON_VALUES and len(raw) <= _MAX_METADATA_BYTES:
+        return _loadable(raw)  # also: no string too long, nothing nested too deep
+    training = metadata["training"]
+    curves = {k: training[k] for k in _PER_EPOCH if isinstance(training.get(k), list)}
+    epochs = max((len(v) for v in curves.values()), default=0)
+    lo, hi = 0, epochs  # the most epochs kept that fit: binary search
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = dict(training, epochs_dropped=epochs - mid,
+                     **{k: v[len(v) - min(mid, len(v)):] for k, v in curves.items()})
+        text = dump(dict(metadata, training=trial))
+        if _count_values(text) <= _MAX_JSON_VALUES and len(text) <= _MAX_METADATA_BYTES:
+            lo = mid
+        else:
+            hi = mid - 1
+    trial = dict(training, epochs_dropped=epochs - lo,
+                 **{k: v[len(v) - min(lo, len(v)):] for k, v in curves.items()})
+    return _loadable(dump(dict(metadata, training=trial)))
+
+
+def _loadable(raw):
+    """``raw`` if the reader's JSON checks accept it, else ValueError saying why."""
+    try:
+        if len(raw) > _MAX_METADATA_BYTES:
+            raise ValueError(f"more than {_MAX_METADATA_BYTES:,} bytes")
+        _parse_json(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot save this model: its metadata (feature names, classes, preparation, "
+            f"table) would not load ({exc})"
+        ) from None
+    return raw
 
 
 def _split(model, Pipeline, ReluNetClassifier):
@@ -186,27 +232,18 @@ def _split(model, Pipeline, ReluNetClassifier):
 
 
 def _atomic_savez(path, arrays):
+    """``np.savez`` into :func:`relunet.data.atomic_path` (signals held while the temporary
+    file is created), the file fsynced before the rename and the folder after it."""
+    from .data import atomic_path
+
     target = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(target)
-    tmp = tempfile.NamedTemporaryFile(
-        dir=folder, prefix="." + os.path.basename(target) + ".", suffix=".tmp", delete=False
-    )
-    try:
-        with tmp:
-            np.savez(tmp, **arrays)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        # NamedTemporaryFile is private (0600); give the file the usual umask permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)
-        os.replace(tmp.name, target)
-    except BaseException:
-        try:
-            os.unlink(tmp.name)
-        except OSError:
-            pass
-        raise
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(2, "No such directory", folder)
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
     try:  # make the rename itself durable
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -280,6 +317,7 @@ def read_metadata(path):
         Not a readable relunet model file.
     """
     with _Reader(path) as reader:
+        _build(reader, weights=False)  # the same checks as load, less the weights' values
         return reader.metadata
 
 
@@ -303,17 +341,23 @@ def load(path):
         file is ever executed.
     """
     with _Reader(path) as reader:
-        meta = reader.metadata
-        try:
-            clf = _build_classifier(reader, meta)
-            prep = meta["preprocessing"]
-            if prep["kind"] == "none":
-                return clf
-            return _build_pipeline(reader, prep, clf)
-        except ModelFileError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            raise reader.error(f"inconsistent metadata ({type(exc).__name__}: {exc})") from None
+        return _build(reader)
+
+
+def _build(reader, weights=True):
+    """The model of ``reader``'s file; without reading W1 and W2 (and returning a classifier
+    without them) when ``weights`` is false, for :func:`read_metadata`'s checks."""
+    meta = reader.metadata
+    try:
+        clf = _build_classifier(reader, meta, weights=weights)
+        prep = meta["preprocessing"]
+        if prep["kind"] == "none":
+            return clf
+        return _build_pipeline(reader, prep, clf)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise reader.error(f"inconsistent metadata ({type(exc).__name__}: {exc})") from None
 
 
 class _Reader:
@@ -336,7 +380,8 @@ class _Reader:
         self._layout = {}  # name -> (fortran_order, header_size)
 
     def error(self, what):
-        return ModelFileError(f"{self.path}: {what}")
+        # text quoted from the file (a name, a header, a value) never makes a message long
+        return ModelFileError(f"{self.path}: {_clip(what, 3 * _MAX_QUOTED)}")
 
     def __enter__(self):
         try:  # FileNotFoundError, PermissionError, IsADirectoryError pass through unchanged
@@ -403,7 +448,7 @@ class _Reader:
                 raise self.error(f"the array {name!r} is damaged (the file {exc})") from None
             except Exception as exc:  # bad magic, bad header, too long a header, ...
                 raise self.error(
-                    f"the array {name!r} is damaged ({type(exc).__name__}: {exc})"
+                    f"the array {name!r} is damaged ({type(exc).__name__}: {_clip(str(exc))})"
                 ) from None
             if dtype.hasobject:
                 raise self.error(
@@ -426,7 +471,9 @@ class _Reader:
 
         Read into one buffer of the size its header declares (checked against the zip
         directory), in native byte order; floating arrays must be finite, weights ``W1``/``W2``
-        at most ``_MAX_ABS_WEIGHT`` in size, and arrays named ``*scale_`` non-zero.
+        at most ``_MAX_ABS_WEIGHT`` in size, and arrays named ``*scale_`` non-zero (checked
+        chunk-wise, :meth:`_check_values`; a preparation's values are checked further by
+        :func:`relunet.prepio.checked_values`, by their role).
         """
         if name not in self.headers:
             raise self.error(f"the array {name!r} is missing")
@@ -448,22 +495,32 @@ class _Reader:
         if not a_dtype.isnative:  # big-endian data: the same values, in this machine's order
             value = value.byteswap().view(a_dtype.newbyteorder("="))
         if value.dtype.kind == "f":
-            if not np.all(np.isfinite(value)):
+            self._check_values(name, value)
+        return value
+
+    def _check_values(self, name, value):
+        """Finite; W1, W2 at most ``_MAX_ABS_WEIGHT`` in size; ``*scale_`` non-zero.  Checked
+        ``_CHECK_CHUNK`` values at a time, so that no temporary grows with the array."""
+        flat = value.ravel(order="K")  # a view: the array was read contiguous
+        weights = name in ("W1", "W2")
+        biggest = 0.0
+        for start in range(0, flat.size, _CHECK_CHUNK):
+            chunk = flat[start:start + _CHECK_CHUNK]
+            if not np.all(np.isfinite(chunk)):
                 raise self.error(f"the array {name!r} holds NaN or infinite values")
-            if name in ("W1", "W2") and value.size:
-                biggest = float(np.max(np.abs(value)))
-                if biggest > _MAX_ABS_WEIGHT:
-                    raise self.error(
-                        f"the array {name!r} holds a weight of size {biggest:.3g}; trained "
-                        f"weights are far below {_MAX_ABS_WEIGHT:.0e} and larger ones make "
-                        "every prediction overflow"
-                    )
-            if name.endswith("scale_") and np.any(value == 0):
+            if weights:
+                biggest = max(biggest, -float(np.min(chunk)), float(np.max(chunk)))
+            if name.endswith("scale_") and np.any(chunk == 0):
                 raise self.error(
                     f"the array {name!r} holds a zero scale (a scaler never fits one; "
                     "transforming would divide by zero)"
                 )
-        return value
+        if biggest > _MAX_ABS_WEIGHT:
+            raise self.error(
+                f"the array {name!r} holds a weight of size {biggest:.3g}; trained "
+                f"weights are far below {_MAX_ABS_WEIGHT:.0e} and larger ones make "
+                "every prediction overflow"
+            )
 
     def _metadata(self):
         if not self.has("metadata"):
@@ -480,7 +537,7 @@ class _Reader:
         with _Reader._cache_lock:
             cached_identity, cached = _Reader._cache or (None, None)
         if cached_identity == identity:
-            return copy.deepcopy(cached)
+            return _copy_json(cached)
         raw = self.array("metadata", dtypes=("uint8",), ndim=1).tobytes()
         try:
             meta = _parse_json(raw)
@@ -505,8 +562,9 @@ class _Reader:
                 raise self.error(f"the metadata's {key!r} is missing or not a {kind.__name__}")
         self._check_fields(meta)
         with _Reader._cache_lock:
-            if _Reader._cache is not None:
-                _Reader._cache = (identity, copy.deepcopy(meta))
+            if _Reader._cache is not None:  # the cache keeps this one; the caller gets a copy
+                _Reader._cache = (identity, meta)
+                return _copy_json(meta)
         return meta
 
     def _check_fields(self, meta):
@@ -555,14 +613,31 @@ class _Reader:
                                  f"got {v!r}")
         if not isinstance(meta["preprocessing"].get("kind"), str):
             raise self.error("the metadata's preprocessing.kind must be a string")
+        if not isinstance(meta.get("table"), dict | None):
+            raise self.error("the metadata's table must be an object or null")
+
+
+def _copy_json(obj):
+    """A copy of parsed JSON: new dicts and lists, the (immutable) strings and numbers shared;
+    no ``deepcopy`` memo, so the copy costs only its containers."""
+    if isinstance(obj, dict):
+        return {k: _copy_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copy_json(v) for v in obj]
+    return obj
+
+
+def _count_values(raw):
+    """An upper bound on the number of values in the JSON text ``raw`` (bytes)."""
+    return raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
 
 
 def _parse_json(raw):
     """JSON within the budgets: ``_MAX_JSON_VALUES`` values (counted before parsing, so that
     the parse cannot take more than ~100 bytes of memory per byte of text... in all), depth
-    ``_MAX_JSON_DEPTH``, strings of ``_MAX_JSON_STRING`` characters; no NaN/Infinity, no key
-    twice in one object."""
-    values = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1  # an upper bound
+    ``_MAX_JSON_DEPTH``, strings of ``_MAX_JSON_STRING`` characters; no NaN/Infinity (also
+    none from a number too large for a float, such as ``1e999``), no key twice in one object."""
+    values = _count_values(raw)
     if values > _MAX_JSON_VALUES:
         raise ValueError(f"more than {_MAX_JSON_VALUES:,} values")
 
@@ -591,6 +666,8 @@ def _parse_json(raw):
         elif isinstance(obj, str) and len(obj) > _MAX_JSON_STRING:
             raise ValueError(f"a string of {len(obj):,} characters (at most "
                              f"{_MAX_JSON_STRING:,})")
+        elif isinstance(obj, float) and not math.isfinite(obj):  # "1e999" parses as inf
+            raise ValueError("a number too large for a float (it would be infinite)")
     return meta
 
 
@@ -619,17 +696,30 @@ def _labels(values, dtype_str):
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
-    out = np.array(values, dtype=dtype)
+    try:  # NumPy raises OverflowError for 300 as int8, -1 as uint8, 2**70 as int64
+        with np.errstate(all="ignore"):
+            out = np.array(values, dtype=dtype)
+    except (OverflowError, ValueError, TypeError):
+        raise ValueError(f"the class labels do not fit the classes dtype {dtype_str!r}") from None
     if out.ndim != 1:
         raise ValueError("classes must be a flat list")
+    for v, back in zip(values, out.tolist(), strict=True):  # the cast must change nothing
+        if back != v or isinstance(back, bool) != isinstance(v, bool):
+            raise ValueError(f"the class label {v!r} does not survive the classes dtype "
+                             f"{dtype_str!r} (it would become {back!r})")
     return out.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _clip(text, n=_MAX_QUOTED):
+    """``text`` cut to ``n`` characters (NumPy's header errors quote the whole header)."""
+    return text if len(text) <= n else text[:n] + f"... ({len(text) - n:,} more characters)"
 
 
 def _same(a, b):
     return a.shape == b.shape and bool(np.all(a == b))
 
 
-def _build_classifier(reader, meta):
+def _build_classifier(reader, meta, weights=True):
     from sklearn.utils._param_validation import InvalidParameterError
 
     from .estimator import ReluNetClassifier
@@ -657,8 +747,11 @@ def _build_classifier(reader, meta):
     if K < 2 or D < 1:
         raise reader.error(f"needs >= 2 classes and >= 1 feature, got {K} and {D}")
     H = reader.headers["W1"][0][1]  # checked against n_hidden and the other arrays already
-    W1 = reader.array("W1", dtypes=("float32", "float64"), ndim=2, shape=(D + 1, H))
-    W2 = reader.array("W2", dtypes=(W1.dtype.name,), ndim=2, shape=(H + 1, K))
+    if weights:
+        W1 = reader.array("W1", dtypes=("float32", "float64"), ndim=2, shape=(D + 1, H))
+        W2 = reader.array("W2", dtypes=(W1.dtype.name,), ndim=2, shape=(H + 1, K))
+        clf.W1_ = np.ascontiguousarray(W1)  # no copy: read in C order already
+        clf.W2_ = np.ascontiguousarray(W2)
     names = meta.get("feature_names")
     if names is not None:
         clf.feature_names_in_ = np.asarray(names, dtype=object)
@@ -677,8 +770,6 @@ def _build_classifier(reader, meta):
     if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
         raise ValueError("training.history must be a list of objects")
     best = tr.get("best_loss")
-    clf.W1_ = np.array(W1, order="C")
-    clf.W2_ = np.array(W2, order="C")
     clf.classes_ = classes
     clf.n_features_in_ = int(D)
     clf.loss_curve_ = floats("loss_curve")
@@ -709,6 +800,7 @@ def _build_pipeline(reader, prep, clf):
                 and all(isinstance(s, list) and len(s) == 2 and s[0] == n
                         for s, n in zip(steps, names, strict=False))):
             raise reader.error("the preprocessing steps are malformed")
+        prepio._distinct(names, "Pipeline")
         built = [(name, prepio.load(spec, reader.array)) for name, spec in steps]
         return Pipeline([*built, (names[-1], clf)])
     if kind not in _SCALERS:
@@ -721,6 +813,7 @@ def _build_pipeline(reader, prep, clf):
     if unknown:
         raise reader.error(f"unknown {type(scaler).__name__} parameters {sorted(unknown)}")
     scaler.set_params(**params)
+    scaler._validate_params()  # InvalidParameterError (a ValueError) for with_mean="yes"
     D = clf.n_features_in_
     if prep["n_features_in"] != D:
         raise reader.error(f"the scaler has {prep['n_features_in']} features, the model {D}")
@@ -728,10 +821,14 @@ def _build_pipeline(reader, prep, clf):
     allowed = _SCALERS[kind][1]
     if not isinstance(present, list) or not set(present) <= set(allowed):
         raise reader.error(f"unexpected scaler arrays {present!r}")
+    if set(present) != prepio.scaler_arrays(scaler):
+        raise reader.error(f"a {type(scaler).__name__} with these parameters has the arrays "
+                           f"{sorted(prepio.scaler_arrays(scaler))}, not {sorted(present)}")
     for attr in allowed:
         value = None
         if attr in present:
-            value = reader.array("scaler." + attr, dtypes=("float64",), ndim=1, shape=(D,))
+            value = prepio.checked_values(f"the scaler's {attr}", reader.array(
+                "scaler." + attr, dtypes=("float64",), ndim=1, shape=(D,)))
         setattr(scaler, attr, value)
     seen = prep["n_samples_seen"]
     if isinstance(seen, list):
@@ -751,5 +848,6 @@ def _build_pipeline(reader, prep, clf):
     if not (isinstance(step_names, list) and len(step_names) == 2
             and all(isinstance(n, str) for n in step_names)):
         raise reader.error("step_names must be two strings")
+    prepio._distinct(step_names, "Pipeline")
     return Pipeline([(step_names[0], scaler), (step_names[1], clf)])
 

@@ -30,6 +30,7 @@ parameters (``get_params(deep=False)``, JSON values only), ``n_features_in`` and
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -42,6 +43,14 @@ _SCALER_ARRAYS = {
     "MinMaxScaler": ("min_", "scale_", "data_min_", "data_max_", "data_range_"),
 }
 _PREFIX = "prep."
+# Bounds on stored fitted values (README "Model files"): a fitted value outside them is not
+# from a fit on finite data that transform can use; a scale within them keeps x / scale_
+# finite for every |x| <= 1e150.
+_MAX_ABS_VALUE = 1e150
+_MIN_SCALE = 1e-150
+_NUMERIC_DTYPE = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248])")
+_DTYPE_NAMES = frozenset(["bool", "float16", "float32", "float64"] + [
+    f"{u}int{b}" for u in ("", "u") for b in (8, 16, 32, 64)])
 
 
 class _Counter:
@@ -92,11 +101,54 @@ def _restore_params(params):
         if isinstance(value, dict) and value == {"nan": True}:
             value = np.nan
         elif isinstance(value, dict) and set(value) == {"dtype"}:
+            if value["dtype"] not in _DTYPE_NAMES:
+                raise ValueError(f"unsupported dtype parameter {value['dtype']!r}")
             value = np.dtype(value["dtype"]).type
         elif key == "feature_range" and isinstance(value, list):
             value = tuple(value)
         out[key] = value
     return out
+
+
+def checked_values(what, values):
+    """``values`` (a float array of fitted values named ``what``) if transform can use them:
+    finite, at most ``_MAX_ABS_VALUE`` in size; a ``scale_`` at least ``_MIN_SCALE``; a
+    ``var_`` or ``data_range_`` not negative.  Otherwise ValueError naming ``what``."""
+    values = np.asarray(values)
+    if values.dtype.kind != "f" or not values.size:
+        return values
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{what} holds NaN or infinite values")
+    lo, hi = float(np.min(values)), float(np.max(values))
+    if max(-lo, hi) > _MAX_ABS_VALUE:
+        raise ValueError(f"{what} holds the value {lo if -lo > hi else hi:.3g}; fitted values "
+                         f"are at most {_MAX_ABS_VALUE:.0e} in size")
+    attr = what.rsplit(" ", 1)[-1]
+    if attr == "scale_" and lo < _MIN_SCALE:
+        raise ValueError(f"{what} holds the scale {lo:.3g}; a fitted scale is positive and at "
+                         f"least {_MIN_SCALE:.0e} (transforming divides by it)")
+    if attr in ("var_", "data_range_") and lo < 0:
+        raise ValueError(f"{what} holds the negative value {lo:.3g}")
+    return values
+
+
+def scaler_arrays(est):
+    """The fitted array attributes a scaler with ``est``'s parameters has (not None)."""
+    if type(est).__name__ == "MinMaxScaler":
+        return set(_SCALER_ARRAYS["MinMaxScaler"])
+    need = set()
+    if est.with_mean or est.with_std:
+        need.add("mean_")
+    if est.with_std:
+        need |= {"var_", "scale_"}
+    return need
+
+
+def _validated(est):
+    """``est`` after scikit-learn's own check of its parameters (InvalidParameterError, a
+    ValueError, for ``with_mean="yes"``)."""
+    est._validate_params()
+    return est
 
 
 def _names(est):
@@ -292,7 +344,7 @@ def _new(cls, spec):
     if unknown:
         raise ValueError(f"unknown {cls.__name__} parameters {sorted(unknown)}")
     est.set_params(**params)
-    return est
+    return _validated(est)
 
 
 def _features(est, spec):
@@ -316,10 +368,14 @@ def _scaler(cls, spec, fetch):
     allowed = _SCALER_ARRAYS[cls.__name__]
     if not isinstance(present, dict) or not set(present) <= set(allowed):
         raise ValueError(f"unexpected {cls.__name__} arrays {present!r}")
+    if set(present) != scaler_arrays(est):
+        raise ValueError(f"a {cls.__name__} with these parameters has the arrays "
+                         f"{sorted(scaler_arrays(est))}, not {sorted(present)}")
     for attr in allowed:
         value = None
         if attr in present:
-            value = fetch(present[attr], dtypes=("float64",), ndim=1, shape=(D,))
+            value = checked_values(f"{cls.__name__} {attr}", fetch(
+                present[attr], dtypes=("float64",), ndim=1, shape=(D,)))
         setattr(est, attr, value)
     seen = spec["n_samples_seen"]
     if isinstance(seen, list):
@@ -350,7 +406,8 @@ def _load_SimpleImputer(spec, fetch):
     est = _new(SimpleImputer, spec)
     D = int(spec["n_features_in"])
     if "statistics" in spec:
-        stats = fetch(spec["statistics"], dtypes=("float64",), ndim=1, shape=(D,)).copy()
+        stats = checked_values("SimpleImputer statistics_", fetch(
+            spec["statistics"], dtypes=("float64",), ndim=1, shape=(D,))).copy()
         nan = spec.get("statistics_nan") or []
         if not all(isinstance(i, int) and 0 <= i < D for i in nan):
             raise ValueError("statistics_nan must be feature positions")
@@ -399,13 +456,21 @@ def _load_OneHotEncoder(spec, fetch):
                 raise ValueError("text categories must be strings")
             categories.append(np.array(values, dtype=object))
         else:
-            values = fetch(c["numbers"], dtypes=("float64",), ndim=1)
+            values = checked_values("OneHotEncoder categories_", fetch(
+                c["numbers"], dtypes=("float64",), ndim=1))
+            dtype_str = c.get("dtype", "<f8")
+            if not (isinstance(dtype_str, str) and _NUMERIC_DTYPE.fullmatch(dtype_str)):
+                raise ValueError(f"unsupported category dtype {dtype_str!r}")
+            dtype = np.dtype(dtype_str)
+            with np.errstate(all="ignore"):
+                cast = values.astype(dtype)
+            if not np.array_equal(cast.astype(np.float64), values):
+                raise ValueError(f"categories that the dtype {dtype_str!r} would change")
             if c.get("nan_last"):
-                values = np.append(values, np.nan)
-            dtype = np.dtype(c.get("dtype", "<f8"))
-            if dtype.kind not in "biuf":
-                raise ValueError(f"unsupported category dtype {c.get('dtype')!r}")
-            categories.append(values.astype(dtype))
+                if dtype.kind != "f":
+                    raise ValueError("a missing-value category in integer categories")
+                cast = np.append(cast, np.nan).astype(dtype)
+            categories.append(cast)
         if len(categories[-1]) == 0:
             raise ValueError("a feature without categories")
     infrequent = spec.get("infrequent")
@@ -442,6 +507,17 @@ def _load_OneHotEncoder(spec, fetch):
     return fit
 
 
+def _distinct(names, kind):
+    """Step names as scikit-learn requires them (``_validate_names``): distinct, no ``__``."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"the {kind} has two steps named {name!r}")
+        if "__" in name or not name:
+            raise ValueError(f"the {kind} step name {name!r} is empty or contains '__'")
+        seen.add(name)
+
+
 def _load_Pipeline(spec, fetch):
     from sklearn.pipeline import Pipeline
 
@@ -449,6 +525,7 @@ def _load_Pipeline(spec, fetch):
     if not (isinstance(steps, list) and steps and all(
             isinstance(s, list) and len(s) == 2 and isinstance(s[0], str) for s in steps)):
         raise ValueError("a Pipeline needs a list of [name, step] pairs")
+    _distinct([name for name, _ in steps], "Pipeline")
     built = [(name, load(sub, fetch)) for name, sub in steps]
     pipe = Pipeline(built)
     params = _restore_params(spec.get("params") or {})
@@ -464,6 +541,7 @@ def _load_ColumnTransformer(spec, fetch):
     if not (isinstance(entries, list) and all(isinstance(e, list) and len(e) == 3
                                               and isinstance(e[0], str) for e in entries)):
         raise ValueError("a ColumnTransformer needs [name, step, columns] triples")
+    _distinct([e[0] for e in entries] + ["remainder"], "ColumnTransformer")
     remainder = spec.get("remainder")
     if remainder not in ("drop", "passthrough"):
         raise ValueError("remainder must be 'drop' or 'passthrough'")

@@ -196,18 +196,60 @@ def test_classes_dtype_is_bounded(model_file, tmp_path):
     _refusals(model_file, cases)
 
 
+def test_labels_must_survive_the_classes_dtype(model_file, tmp_path):
+    """Labels that overflow the stored dtype (NumPy raises OverflowError) or that the cast
+    would change (0.5 -> 0, 1e300 -> inf, 'abc' -> 'a') are refused, by both readers."""
+    cases = []
+    for i, (classes, dtype, match) in enumerate([
+        ([100, 200, 300], "<i1", "do not fit the classes dtype '<i1'"),
+        ([-3, -2, -1], "|u1", "do not fit the classes dtype '|u1'"),
+        ([0, 1, 2**70], "<i8", "do not fit the classes dtype '<i8'"),
+        ([0.5, 1.5, 2.5], "<i8", "label 0.5 does not survive .* become 0"),
+        ([0.0, 1.0, 1e300], "<f4", "label 1e\\+300 does not survive .* become inf"),
+        (["abc", "b", "c"], "<U1", "label 'abc' does not survive .* become 'a'"),
+        ([0, 1, 2], "|b1", "label 0 does not survive .* become False"),
+    ]):
+        out = _with_metadata(model_file, tmp_path / f"l{i}.npz", classes=classes,
+                             classes_dtype=dtype)
+        cases.append((out, match))
+    _refusals(model_file, cases)
+
+
+def test_json_numbers_too_large_for_a_float_are_refused(model_file, tmp_path):
+    """'1e999' parses as inf in Python's json: refused like a written Infinity."""
+    text = json.dumps(_metadata(model_file))
+    cases = []
+    for i, (old, new) in enumerate([('"best_loss": ', '"best_loss": 1e999, "x": '),
+                                    ('"loss_curve": [', '"loss_curve": [-1e999, ')]):
+        assert old in text
+        out = _with_metadata_text(model_file, tmp_path / f"big{i}.npz", text.replace(old, new, 1))
+        cases.append((out, "too large for a float"))
+    _refusals(model_file, cases)
+
+
+def test_npy_header_errors_quote_little_of_the_header(model_file, tmp_path):
+    header = ("{'descr': '<f8', 'fortran_order': False, 'shape': '" + "x" * 3000 + "'}").encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    raw = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header
+    members = dict(_members(model_file), **{"prep.x.npy": raw})
+    report = _refusals(model_file, [(_zip(tmp_path / "hdr.npz", members),
+                                     r"'prep\.x' is damaged .*more characters\)")])
+    for r in report["results"]:
+        assert len(r["message"]) < 400 + len(str(tmp_path)), r["message"]
+
+
 def test_json_amplification_is_bounded(model_file, tmp_path):
     meta = _metadata(model_file)
     text = json.dumps(meta)
     cases = [
-        # 600 000 numbers (2.4 MB of text, ~20 MB as Python floats)
+        # 600 000 numbers (2.4 MB of text)
         (_with_metadata_text(model_file, tmp_path / "values.npz",
                              text[:-1] + ', "x": [' + ",".join(["1.5"] * 600_000) + "]}"),
-         "more than 500,000 values"),
-        # 400 000 empty objects: fewer values than the cap, far fewer bytes, same idea
+         "more than 200,000 values"),
+        # 600 000 empty objects: far fewer bytes, same idea
         (_with_metadata_text(model_file, tmp_path / "objects.npz",
                              text[:-1] + ', "x": [' + ",".join(["{}"] * 600_000) + "]}"),
-         "more than 500,000 values"),
+         "more than 200,000 values"),
         # nesting: 100 000 levels, and 40 levels
         (_with_metadata_text(model_file, tmp_path / "deep.npz",
                              text[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"),
@@ -227,6 +269,44 @@ def test_json_amplification_is_bounded(model_file, tmp_path):
          "'n_features_in' appears twice"),
     ]
     _refusals(model_file, cases)
+
+
+_ACCEPTED_CHILD = textwrap.dedent("""
+    import contextlib, io, resource, sys
+    from relunet import cli
+    def info(path):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return cli.main(["info", path])
+    assert info(sys.argv[1]) == 0  # imports and first-use costs paid
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert info(sys.argv[2]) == 0, sys.argv[2]
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+""")
+
+
+@pytest.mark.parametrize("kind", ["keys", "nested", "dicts"])
+def test_json_just_within_the_budget_costs_bounded_memory(model_file, tmp_path, kind):
+    """The most expensive JSON the value budget lets through (as a free-form ``table``):
+    ``relunet info`` on it (load + read_metadata) stays within the memory budget."""
+    meta = _metadata(model_file)
+    meta["table"] = None
+    text = json.dumps(meta)
+    n = 200_000 - (text.count(",") + text.count("[") + text.count("{") + 1) - 10
+    table = {"keys": "{" + ",".join(f'"k{i}":0' for i in range(n - 1)) + "}",
+             "nested": '{"x": [' + ",".join(["[[[[0]]]]"] * (n // 5 - 2)) + "]}",
+             "dicts": '{"x": [' + ",".join(['{"a":[]}'] * (n // 3 - 2)) + "]}"}[kind]
+    path = _with_metadata_text(model_file, tmp_path / f"{kind}.npz",
+                               text.replace('"table": null', '"table": ' + table))
+    proc = subprocess.run([sys.executable, "-c", _ACCEPTED_CHILD, str(model_file), str(path)],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < MAX_EXTRA_MB, proc.stdout
+
+
+def test_table_must_be_an_object(model_file, tmp_path):
+    _refusals(model_file, [(_with_metadata(model_file, tmp_path / "t.npz", table=[1, 2]),
+                            "table must be an object or null")])
 
 
 def test_member_count_and_names_are_bounded(model_file, tmp_path):
@@ -320,8 +400,96 @@ def test_values_that_cannot_predict_are_refused(model_file, pipeline_file, tmp_p
         (scale,) = [m for m in members if m.endswith("scale_.npy")]  # the StandardScaler's
         members[scale] = _npy(np.array(values, np.float64))
         cases.append((_zip(tmp_path / f"s{i}.npz", members),
-                      f"'{scale[:-4]}' holds a zero", ("load",)))
+                      f"'{scale[:-4]}' holds a zero"))  # read_metadata reads the scaler too
     _refusals(model_file, cases)
+
+
+def _version_1(pipeline_file, out, **changes):
+    """``pipeline_file`` (StandardScaler + net) rewritten as a format-1 file, with
+    ``changes`` to its preprocessing spec."""
+    members = _members(pipeline_file)
+    meta = json.loads(np.load(io.BytesIO(members.pop("metadata.npy"))).tobytes())
+    for attr in ("mean_", "var_", "scale_"):
+        members["scaler." + attr + ".npy"] = members.pop("prep.0." + attr + ".npy")
+    spec = meta["preprocessing"]["steps"][0][1]
+    meta["format_version"] = 1
+    meta["preprocessing"] = dict({
+        "kind": "standard", "step_names": ["scaler", "net"], "params": spec["params"],
+        "n_features_in": 4, "feature_names": None,
+        "n_samples_seen": spec["n_samples_seen"], "arrays": ["mean_", "var_", "scale_"],
+    }, **changes)
+    members["metadata.npy"] = _npy(np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    return _zip(out, members)
+
+
+def _with_prep_array(pipeline_file, out, attr, values):
+    members = _members(pipeline_file)
+    members[f"prep.0.{attr}.npy"] = _npy(np.asarray(values, np.float64))
+    return _zip(out, members)
+
+
+def _with_prep_spec(pipeline_file, out, change):
+    meta = _metadata(pipeline_file)
+    change(meta["preprocessing"])
+    return _with_metadata_text(pipeline_file, out, json.dumps(meta))
+
+
+def test_preparations_that_cannot_transform_are_refused(pipeline_file, tmp_path):
+    """Loaded models must predict: scaler arrays present as the parameters require, values
+    within bounds, parameters valid (scikit-learn's own check), step names distinct."""
+    assert load(_version_1(pipeline_file, tmp_path / "v1.npz")) is not None  # the control
+    spec = lambda m: m["steps"][0][1]  # noqa: E731 - the StandardScaler's spec
+    cases = [
+        (_version_1(pipeline_file, tmp_path / "v1_none.npz", arrays=[]),
+         r"has the arrays \['mean_', 'scale_', 'var_'\], not \[\]"),
+        (_version_1(pipeline_file, tmp_path / "v1_yes.npz",
+                    params={"with_mean": "yes", "with_std": True, "copy": True}),
+         "with_mean.*must be an instance of 'bool'"),
+        (_version_1(pipeline_file, tmp_path / "v1_dup.npz", step_names=["a", "a"]),
+         "two steps named 'a'"),
+        (_with_prep_array(pipeline_file, tmp_path / "mean.npz", "mean_", [1e308, 0, 0, 0]),
+         "mean_ holds the value 1e\\+308"),
+        (_with_prep_array(pipeline_file, tmp_path / "tiny.npz", "scale_", [1, 1, 1, 1e-320]),
+         "scale_ holds the scale 1e-320"),
+        (_with_prep_array(pipeline_file, tmp_path / "neg.npz", "scale_", [1, -2, 1, 1]),
+         "scale_ holds the scale -2"),
+        (_with_prep_array(pipeline_file, tmp_path / "var.npz", "var_", [1, 1, -1, 1]),
+         "var_ holds the negative value -1"),
+        (_with_prep_spec(pipeline_file, tmp_path / "missing.npz",
+                         lambda m: spec(m)["arrays"].pop("mean_")),
+         r"has the arrays \['mean_', 'scale_', 'var_'\], not \['scale_', 'var_'\]"),
+        (_with_prep_spec(pipeline_file, tmp_path / "param.npz",
+                         lambda m: spec(m)["params"].update(with_std="no")),
+         "with_std.*must be an instance of 'bool'"),
+        (_with_prep_spec(pipeline_file, tmp_path / "dup.npz",
+                         lambda m: m.update(step_names=["x", "x"]) or m["steps"][0].__setitem__(
+                             0, "x")),
+         "two steps named 'x'"),
+    ]
+    _refusals(pipeline_file, cases)
+
+
+def test_read_metadata_refuses_what_load_refuses(model_file, pipeline_file, tmp_path):
+    """read_metadata runs load's checks (hyper-parameters, preprocessing, scaler arrays)
+    without reading the weights."""
+    meta = _metadata(model_file)
+    meta["hyperparameters"]["no_such_knob"] = 1
+    cases = [
+        (_with_metadata_text(model_file, tmp_path / "knob.npz", json.dumps(meta)),
+         r"unknown hyper-parameters \['no_such_knob'\]"),
+        (_with_metadata(model_file, tmp_path / "kind.npz", preprocessing={"kind": "magic"}),
+         "unknown preprocessing kind 'magic'"),
+        (_with_metadata(model_file, tmp_path / "order.npz", classes=[2, 1, 0]),
+         "sorted and distinct"),
+        (_version_1(pipeline_file, tmp_path / "v1_none.npz", arrays=["mean_"]),
+         "has the arrays"),
+    ]
+    meta = _metadata(model_file)
+    meta["hyperparameters"]["alpha"] = -1.0
+    cases.append((_with_metadata_text(model_file, tmp_path / "alpha.npz", json.dumps(meta)),
+                  "invalid hyper-parameters"))
+    report = _refusals(model_file, cases)
+    assert all(r["message"] for r in report["results"])  # both readers, every file
 
 
 def test_metadata_is_parsed_once_per_command(model_file, tmp_path, monkeypatch):

@@ -523,3 +523,33 @@ def test_a_damaged_preparation_spec_is_a_model_file_error(data, tmp_path):
     prep["steps"][0][1]["arrays"]["mean_"] = "prep.9.mean_"
     with pytest.raises(ModelFileError, match="'prep.9.mean_' is missing"):
         load(_with_metadata(tmp_path / "p.npz", tmp_path / "bad2.npz", preprocessing=prep))
+
+
+def test_save_keeps_a_very_long_training_within_the_reading_budget(data, tmp_path):
+    """Save never writes a file load refuses: 40 000 epochs of history would pass the JSON
+    value budget, so the oldest epochs' records are dropped and counted."""
+    X, y = data
+    clf = small().fit(X, y)
+    n = 40_000
+    clf.history_ = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "learning_rate": 0.001,
+                     "seconds": 0.01, "val_loss": None, "val_accuracy": None,
+                     "train_accuracy": 0.5, "complete": True} for i in range(n)]
+    clf.loss_curve_ = [1.0 / (i + 1) for i in range(n)]
+    save(clf, tmp_path / "long.npz")
+    back = load(tmp_path / "long.npz")
+    training = read_metadata(tmp_path / "long.npz")["training"]
+    kept = len(back.history_)
+    assert 0 < kept < n and training["epochs_dropped"] == n - kept
+    assert back.history_ == clf.history_[-kept:]
+    assert back.loss_curve_ == clf.loss_curve_[-kept:]
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+
+
+def test_save_refuses_metadata_that_would_not_load(data, tmp_path):
+    X, y = data
+    clf = small().fit(X, y)
+    clf.feature_names_in_ = np.array(["x" * 5000] + [f"f{i}" for i in range(1, X.shape[1])],
+                                     dtype=object)
+    with pytest.raises(ValueError, match="would not load .*a string of 5,000 characters"):
+        save(clf, tmp_path / "names.npz")
+    assert not (tmp_path / "names.npz").exists() and os.listdir(tmp_path) == []

@@ -122,3 +122,39 @@ def test_full_disk_names_the_file_in_words(files, tmp_path, capsys, monkeypatch)
                            "(No space left on device)")
     assert out.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.csv"]
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGINT"])
+@pytest.mark.parametrize("writer", ["atomic_path", "save"])
+def test_signal_while_creating_the_temporary_file_leaves_nothing(
+        files, tmp_path, monkeypatch, signame, writer):
+    """A signal arriving inside mkstemp (after the file exists, before the ``try`` that
+    removes it) is held until that ``try`` is entered: the temporary file is removed."""
+    import tempfile
+
+    from relunet import data, io
+    from relunet._signals import Terminated, signals_as_exceptions
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        out = real(*args, **kwargs)
+        os.kill(os.getpid(), getattr(signal, signame))  # Python's handler runs right here
+        for _ in range(100):  # ... at the latest at one of these bytecodes
+            pass
+        return out
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    target = tmp_path / "out" / "model.npz"
+    target.parent.mkdir()
+    target.write_text("previous")
+    expected = KeyboardInterrupt if signame == "SIGINT" else Terminated
+    with signals_as_exceptions(), pytest.raises(expected):
+        if writer == "save":
+            io.save(io.load(files[1]), target)
+        else:
+            with data.atomic_path(target):
+                pytest.fail("the block must not run")
+    assert os.listdir(target.parent) == ["model.npz"]
+    assert target.read_text() == "previous"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -28,6 +28,22 @@ def test_printable_escapes_every_control_character(text):
     assert shown == repr(text)[1:-1].replace("\\\\", "\\")  # Python's escapes, nothing else
 
 
+@pytest.mark.parametrize("text", ["zero\u200bwidth", "word\u2060joiner", "\ufeffbom",
+                                  "tag\U000e0041\U000e007f", "soft\u00adhyphen", "zw\u200djoin"])
+def test_printable_escapes_invisible_format_characters(text):
+    shown = printable(text)
+    assert all(ch.isprintable() for ch in shown), repr(shown)
+    assert shown == repr(text)[1:-1]
+
+
+def test_printable_tells_a_backslash_from_an_escape():
+    real, written = "\x1b[0m", "\\x1b[0m"  # ESC, and the four characters backslash x 1 b
+    assert printable(real) == "\\x1b[0m"
+    assert printable(written) == "\\\\x1b[0m"
+    assert printable(real) != printable(written)
+    assert printable("a\\b", backslashes=False) == "a\\b"  # error lines: repr-quoted already
+
+
 def test_printable_keeps_ordinary_text():
     for text in ["ant", "größe", "日本語", "naïve café 😀", "a b\u00a0c", "x:y,[z]"]:
         assert printable(text) == text
