@@ -23,6 +23,9 @@ _CHILD = textwrap.dedent("""
     from relunet import cli
 
     signum = getattr(signal, sys.argv[1])
+    # a terminal's hang-up, not nohup's: whatever the test runner inherited (nohup, some CI
+    # runners ignore SIGHUP), the child starts with the default handler, as a shell's would
+    signal.signal(signum, signal.SIG_DFL)
     real_writer, real_savez = csv.writer, np.savez
 
     def writer(fh, **kw):
@@ -149,12 +152,17 @@ def test_signal_while_creating_the_temporary_file_leaves_nothing(
     target.parent.mkdir()
     target.write_text("previous")
     expected = KeyboardInterrupt if signame == "SIGINT" else Terminated
-    with signals_as_exceptions(), pytest.raises(expected):
-        if writer == "save":
-            io.save(io.load(files[1]), target)
-        else:
-            with data.atomic_path(target):
-                pytest.fail("the block must not run")
+    # a terminal's hang-up, also when the test runner ignores SIGHUP (nohup, some CI runners)
+    old_hup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        with signals_as_exceptions(), pytest.raises(expected):
+            if writer == "save":
+                io.save(io.load(files[1]), target)
+            else:
+                with data.atomic_path(target):
+                    pytest.fail("the block must not run")
+    finally:
+        signal.signal(signal.SIGHUP, old_hup)
     assert os.listdir(target.parent) == ["model.npz"]
     assert target.read_text() == "previous"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
