@@ -52,8 +52,10 @@ def print_table(title, header, rows, stream=None):
     from ._text import printable
 
     stream = stream if stream is not None else sys.stdout
-    header = [printable(c) for c in header]  # names from a file: no control characters
-    rows = [[printable(c) for c in row] for row in rows]
+    # names from a file: no control characters.  Backslashes are left as they are: callers
+    # that quote names escape them fully first, and escaping twice would double them.
+    header = [printable(c, backslashes=False) for c in header]
+    rows = [[printable(c, backslashes=False) for c in row] for row in rows]
     console = rich_console(stream)
     if console is not None:
         from rich.markup import escape
