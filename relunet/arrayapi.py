@@ -473,9 +473,16 @@ def _device(a):
 
 
 def _labels(y, classes=None):
-    """``(classes_, y_enc)``: the sorted labels (in y's namespace) and y's indices in them."""
+    """``(classes_, y_enc)``: the sorted labels (in y's namespace) and y's indices in them.
+
+    Boolean labels are taken to the host, like string labels: libraries need not sort or
+    search booleans (PyTorch cannot), and two classes cost nothing to move.
+    """
     with _dispatch():
         xp_y, _, _ = get_namespace_and_device(y)
+    if not _is_numpy(y) and xp_y.isdtype(y.dtype, "bool"):
+        y = _to_host(y)
+        xp_y = np
     if classes is None:
         classes = xp_y.sort(xp_y.unique_values(y)) if not _is_numpy(y) else np.unique(y)
     elif not _is_numpy(y):

@@ -226,7 +226,9 @@ def atomic_path(path, *, suffix=".tmp"):
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename is not None or not exc.errno:
+        ours = exc.filename is None or os.path.basename(str(exc.filename)).startswith(
+            f".{os.path.basename(path)}.")  # the temporary file, or mkstemp's try at one
+        if not ours or not exc.errno:
             raise
         # a write into the temporary file (a full disk...): name the file being written
         raise type(exc)(exc.errno, exc.strerror, path) from exc

@@ -392,9 +392,11 @@ def to_onnx(model, *, opset=None, ir_version=None):
     from sklearn.utils.validation import check_is_fitted
 
     from . import __version__
+    from .arrayapi import to_numpy
 
     prep, clf = _split(model)
     check_is_fitted(clf, ("W1_", "W2_", "classes_"))
+    clf = to_numpy(clf)  # trained on PyTorch/CuPy arrays: the graph holds NumPy constants
     if prep is not None:
         check_is_fitted(prep)
     dtype = np.dtype(clf.W1_.dtype)

@@ -257,6 +257,22 @@ def test_string_labels_stay_on_the_host(blobs):
 
 
 @needs_scipy_array_api
+def test_boolean_torch_labels_train_like_numpy_ones(blobs):
+    # PyTorch cannot sort or search booleans: they go to the host, as string labels do
+    torch = _torch()
+    X, y = blobs
+    Xt, _ = _torch_data(X, y)
+    kw = dict(max_iter=3, random_state=0, dtype="float64")
+    ref = _fit_quietly(ReluNetClassifier(**kw), X, y == 1)
+    with _dispatch():
+        model = _fit_quietly(ReluNetClassifier(**kw), Xt, torch.asarray(y == 1))
+        assert model.classes_.tolist() == [False, True]
+        predicted = np.asarray(model.predict(Xt))
+    np.testing.assert_allclose(model.W1_.numpy(), ref.W1_, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(predicted, ref.predict(X))
+
+
+@needs_scipy_array_api
 def test_lbfgs_under_dispatch_is_refused_clearly(blobs):
     Xt, yt = _torch_data(*blobs)
     with _dispatch(), pytest.raises(ValueError, match="solver='lbfgs'.*'gd', 'sgd' or 'adam'"):

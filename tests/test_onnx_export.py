@@ -367,3 +367,24 @@ def test_export_summary_shows_a_few_inputs_and_their_count():
     line = describe_onnx(proto)
     assert "inputs pixel0, pixel1, pixel2, pixel3, pixel4, ... (300 inputs in all)" in line
     assert "pixel5" not in line and line.endswith("outputs label, probabilities")
+
+
+def test_a_model_trained_on_torch_tensors_exports_like_its_numpy_copy():
+    torch = pytest.importorskip("torch", reason="PyTorch tensors are what is exported here")
+    import sklearn
+
+    from relunet.arrayapi import to_numpy
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    model = relunet.ReluNetClassifier(hidden_units=8, max_iter=5, dtype="float64",
+                                      random_state=0)
+    try:
+        with sklearn.config_context(array_api_dispatch=True):
+            model.fit(torch.asarray(X), torch.asarray(y))
+    except (ValueError, RuntimeError) as exc:  # scikit-learn's dispatch needs SCIPY_ARRAY_API
+        pytest.skip(f"array-API dispatch unavailable here: {exc}")
+    assert type(model.W1_) is torch.Tensor
+    assert (relunet.to_onnx(model).SerializeToString()
+            == relunet.to_onnx(to_numpy(model)).SerializeToString())
