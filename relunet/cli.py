@@ -1011,73 +1011,15 @@ def cmd_gradcheck(args):
 # ------------------------------------------------------------------------------ info
 
 
-def _scaler_name(model):
-    steps = getattr(model, "steps", None)
-    return type(steps[0][1]).__name__ if steps and len(steps) > 1 else "none"
-
 
 def cmd_info(args):
     from . import io as model_io
-    from ._text import printable
+    from .display import describe_model
 
     model = _load_model(args.model)
-    meta = dict(model_io.read_metadata(args.model))
-    net = _network(model)
-    W1, W2 = np.asarray(net.W1_), np.asarray(net.W2_)
-    D, H, K = W1.shape[0] - 1, W1.shape[1], W2.shape[1]
-    size = os.path.getsize(args.model)
-    created = meta.pop("created", None)
-    print(f"{args.model}: relunet model ({size / 1024:.1f} KiB), file format "
-          f"{_short(meta.pop('format_version', '?'))}, written by relunet "
-          f"{_short(meta.pop('relunet_version', '?'))}"
-          + (f" on {_short(created)}" if created else ""))
-    print(f"network: {D} inputs -> {H} ReLU units -> {K} scores (softmax)")
-    print(f"weights: W1 {W1.shape}, W2 {W2.shape}: {W1.size + W2.size:,} parameters, "
-          f"{W1.dtype} (biases are the last rows)")
-    prep = meta.pop("preprocessing", None) or {}
-    scaler = _scaler_name(model)
-    seen = prep.get("n_samples_seen")
-    from .tables import describe_preparation
-
-    table = meta.pop("table", None) or {}
-    print(f"preprocessing: {scaler}" + (f" (fitted on {seen} rows)"
-                                        if scaler != "none" and isinstance(seen, int) else ""))
-    for line in describe_preparation(model):
-        print(f"  {printable(line)}")
-    if table.get("label") is not None:
-        ids = ", ".join(table.get("ids") or []) or "-"
-        print(f"label column: {printable(table['label'])}   id columns: {printable(ids)}")
-    classes = [printable(c) for c in net.classes_]
-    print(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
-    names = _feature_names(model, args.model)
-    names = names and [printable(n) for n in names]
-    n_in = len(names) if names else D
-    print(f"{'input columns' if n_in != D else 'features'} ({n_in}): "
-          + (", ".join(names[:12]) + (", ..." if n_in > 12 else "")
-             if names else "unnamed (trained on an array)"))
-    params = meta.pop("hyperparameters", None) or {}
-    if params:
-        print("hyper-parameters:")
-        for key in sorted(params):
-            print(f"  {printable(key)}: {_short(params[key])}")
-    training = meta.pop("training", None) or {}
-    if training:
-        print("training:")
-        epochs = training.get("n_iter")
-        print(f"  epochs: {epochs}   stop reason: {_short(training.get('stop_reason') or '-')}   "
-              f"time: {_short(training.get('fit_seconds'))} s")
-        for key, label in (("final_loss", "final training loss"), ("best_loss", "best loss"),
-                           ("t", "examples processed")):
-            if training.get(key) is not None:
-                print(f"  {label}: {_short(training[key])}")
-        scores = [v for v in training.get("validation_scores") or [] if v is not None]
-        if scores:
-            print(f"  validation accuracy: final {scores[-1]:.4f}, best {max(scores):.4f}")
-    shown = {"format", "model", "classes", "classes_dtype", "feature_names", "n_features_in",
-             "n_hidden", "n_classes", "weights_dtype"}
-    for key, value in meta.items():  # anything a newer file format adds
-        if key not in shown:
-            print(f"{printable(key.replace('_', ' '))}: {_short(value)}")
+    meta = model_io.read_metadata(args.model)
+    for line in describe_model(args.model, model, meta, _feature_names(model, args.model)):
+        print(line)
     return EXIT_OK
 
 
@@ -1096,15 +1038,6 @@ def cmd_export(args):
     return EXIT_OK
 
 
-def _short(value, limit=100):
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, list) and len(value) > 8:
-        return f"[{len(value)} values]"
-    from ._text import printable
-
-    text = printable(value)  # values from the model file: control characters escaped
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 if __name__ == "__main__":  # pragma: no cover

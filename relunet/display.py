@@ -15,6 +15,7 @@ from then on its callbacks return True, and training stops after the batches und
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 
@@ -372,3 +373,86 @@ def ctrl_c(display):
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def describe_model(path, model, meta, names=None):
+    """The lines of ``relunet info``: what the model file ``path`` holds.
+
+    ``model`` is what :func:`relunet.load` gave, ``meta`` its metadata
+    (:func:`relunet.io.read_metadata`), ``names`` its input column names (or None).  Values
+    from the file are quoted with control characters escaped and long ones shortened.
+    """
+    from ._text import printable
+    from .tables import describe_preparation
+
+    meta = dict(meta)
+    out = []
+    emit = out.append
+    net = model.steps[-1][1] if hasattr(model, "steps") else model
+    W1, W2 = np.asarray(net.W1_), np.asarray(net.W2_)
+    D, H, K = W1.shape[0] - 1, W1.shape[1], W2.shape[1]
+    size = os.path.getsize(path)
+    created = meta.pop("created", None)
+    emit(f"{path}: relunet model ({size / 1024:.1f} KiB), file format "
+          f"{_short_value(meta.pop('format_version', '?'))}, written by relunet "
+          f"{_short_value(meta.pop('relunet_version', '?'))}"
+          + (f" on {_short_value(created)}" if created else ""))
+    emit(f"network: {D} inputs -> {H} ReLU units -> {K} scores (softmax)")
+    emit(f"weights: W1 {W1.shape}, W2 {W2.shape}: {W1.size + W2.size:,} parameters, "
+          f"{W1.dtype} (biases are the last rows)")
+    prep = meta.pop("preprocessing", None) or {}
+    steps = getattr(model, "steps", None)
+    scaler = type(steps[0][1]).__name__ if steps and len(steps) > 1 else "none"
+    seen = prep.get("n_samples_seen")
+    table = meta.pop("table", None) or {}
+    emit(f"preprocessing: {scaler}" + (f" (fitted on {seen} rows)"
+                                        if scaler != "none" and isinstance(seen, int) else ""))
+    for line in describe_preparation(model):
+        emit(f"  {printable(line)}")
+    if table.get("label") is not None:
+        ids = ", ".join(table.get("ids") or []) or "-"
+        emit(f"label column: {printable(table['label'])}   id columns: {printable(ids)}")
+    classes = [printable(c) for c in net.classes_]
+    emit(f"classes ({K}): " + ", ".join(classes[:20]) + (", ..." if K > 20 else ""))
+    names = names and [printable(n) for n in names]
+    n_in = len(names) if names else D
+    emit(f"{'input columns' if n_in != D else 'features'} ({n_in}): "
+          + (", ".join(names[:12]) + (", ..." if n_in > 12 else "")
+             if names else "unnamed (trained on an array)"))
+    params = meta.pop("hyperparameters", None) or {}
+    if params:
+        emit("hyper-parameters:")
+        for key in sorted(params):
+            emit(f"  {printable(key)}: {_short_value(params[key])}")
+    training = meta.pop("training", None) or {}
+    if training:
+        emit("training:")
+        epochs = training.get("n_iter")
+        reason = _short_value(training.get("stop_reason") or "-")
+        emit(f"  epochs: {epochs}   stop reason: {reason}   "
+              f"time: {_short_value(training.get('fit_seconds'))} s")
+        for key, label in (("final_loss", "final training loss"), ("best_loss", "best loss"),
+                           ("t", "examples processed")):
+            if training.get(key) is not None:
+                emit(f"  {label}: {_short_value(training[key])}")
+        scores = [v for v in training.get("validation_scores") or [] if v is not None]
+        if scores:
+            emit(f"  validation accuracy: final {scores[-1]:.4f}, best {max(scores):.4f}")
+    shown = {"format", "model", "classes", "classes_dtype", "feature_names", "n_features_in",
+             "n_hidden", "n_classes", "weights_dtype"}
+    for key, value in meta.items():  # anything a newer file format adds
+        if key not in shown:
+            emit(f"{printable(key.replace('_', ' '))}: {_short_value(value)}")
+    return out
+
+
+def _short_value(value, limit=100):
+    """A metadata value for one line: floats to 6 digits, long lists counted, text escaped."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list) and len(value) > 8:
+        return f"[{len(value)} values]"
+    from ._text import printable
+
+    text = printable(value)  # values from the model file: control characters escaped
+    return text if len(text) <= limit else text[: limit - 3] + "..."
