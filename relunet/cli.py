@@ -461,8 +461,6 @@ def main(argv=None):
             sys.stdout = guard.stream
 
 
-
-
 def _describe(exc):
     """One line saying what went wrong, for the user."""
     from .data import DataError, MissingDependency
@@ -1011,7 +1009,6 @@ def cmd_gradcheck(args):
 # ------------------------------------------------------------------------------ info
 
 
-
 def cmd_info(args):
     from . import io as model_io
     from .display import describe_model
@@ -1036,8 +1033,6 @@ def cmd_export(args):
     proto = save_onnx(model, args.out, opset=args.opset)
     print(f"wrote {args.out}: {describe_onnx(proto)}")
     return EXIT_OK
-
-
 
 
 if __name__ == "__main__":  # pragma: no cover
