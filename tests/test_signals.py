@@ -152,7 +152,9 @@ def test_signal_while_creating_the_temporary_file_leaves_nothing(
     target.parent.mkdir()
     target.write_text("previous")
     expected = KeyboardInterrupt if signame == "SIGINT" else Terminated
-    # a terminal's hang-up, also when the test runner ignores SIGHUP (nohup, some CI runners)
+    # a terminal's Ctrl-C and hang-up, also when the test runner ignores them (nohup, a
+    # background job): an ignored signal stays ignored, by design
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     old_hup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     try:
         with signals_as_exceptions(), pytest.raises(expected):
@@ -161,8 +163,9 @@ def test_signal_while_creating_the_temporary_file_leaves_nothing(
             else:
                 with data.atomic_path(target):
                     pytest.fail("the block must not run")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     finally:
+        signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGHUP, old_hup)
     assert os.listdir(target.parent) == ["model.npz"]
     assert target.read_text() == "previous"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
