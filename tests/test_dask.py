@@ -527,3 +527,24 @@ def test_cli_train_dask_reads_csv(client, parquet_parts, capsys):
                  "--epochs", "3", "--dask", client.scheduler.address])
     assert code == 0
     assert "360 rows, 64 features, 3 partitions on 2 Dask workers" in capsys.readouterr().out
+
+
+def test_empty_chunk_predicts_empty_blocks(client, digits):
+    X, y = digits
+    net = DaskReluNetClassifier(**FULL).fit(rows(X, (180, 180)), rows(y, (180, 180)))
+    Xd = rows(X, (100, 0, 260))
+    np.testing.assert_array_equal(net.predict(Xd).compute(), net.to_local().predict(X))
+    assert net.predict_proba(Xd).compute().shape == (360, 10)
+    assert net.decision_function(Xd).compute().shape == (360, 10)
+
+
+def test_cli_bogus_and_unreachable_addresses_are_plain_errors(parquet_parts, capsys):
+    from relunet.cli import main
+
+    folder, _ = parquet_parts
+    for address, message in [("bogus", "is not a scheduler address"),
+                             ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler")]:
+        assert main(["train", str(folder / "part-*.parquet"), "--target", "digit",
+                     "--dask", address]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "unexpected" not in err and err.count("\n") == 1, err
