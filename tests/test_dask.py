@@ -548,3 +548,37 @@ def test_cli_bogus_and_unreachable_addresses_are_plain_errors(parquet_parts, cap
                      "--dask", address]) != 0
         err = capsys.readouterr().err
         assert message in err and "unexpected" not in err and err.count("\n") == 1, err
+
+
+def test_cli_bad_files_are_named_by_column_and_row(client, parquet_parts, tmp_path, capsys):
+    from relunet.cli import main
+
+    _, df = parquet_parts
+    here = client.scheduler.address
+    bad = df.iloc[:40].copy()
+    bad.loc[17, "px3"] = np.nan
+    bad.to_parquet(tmp_path / "nan.parquet")
+    labels = df.iloc[:40].copy()
+    labels["digit"] = labels["digit"].astype("Int64")
+    labels.loc[5, "digit"] = pd.NA
+    labels.to_parquet(tmp_path / "na.parquet")
+    cases = [(tmp_path / "nan.parquet", "column 'px3' is NaN or infinite in row 18"),
+             (tmp_path / "na.parquet", "column 'digit' has no value (null/NaN) in row 6"),
+             (tmp_path / "none-*.parquet", "no files match")]
+    for path, message in cases:
+        assert main(["train", str(path), "--target", "digit", "--dask", here]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "unexpected" not in err and err.count("\n") == 1, err
+
+
+def test_cli_empty_parquet_file_trains_and_saves(client, parquet_parts, tmp_path, capsys):
+    from relunet import load
+    from relunet.cli import main
+
+    _, df = parquet_parts
+    df.iloc[:200].to_parquet(tmp_path / "a.parquet")
+    df.iloc[:0].to_parquet(tmp_path / "b.parquet")
+    out = tmp_path / "m.npz"
+    assert main(["train", str(tmp_path / "*.parquet"), "--target", "digit", "--epochs", "3",
+                 "--dask", client.scheduler.address, "--out", str(out)]) == 0
+    assert load(out).predict(df.iloc[:5].drop(columns="digit")).shape == (5,)
