@@ -100,6 +100,30 @@ class _Stats(NamedTuple):
     bad_x: int  # first row (0-based, in the partition) with NaN/inf; -1: none
     bad_w: int  # first row with a negative or non-finite weight; -1: none
     bad_w_value: float
+    bad_y: int  # first row whose label is missing (None, NaN, pandas NA); -1: none
+
+
+class _MissingLabel(ValueError):
+    """A row without a label; ``row`` is where (1-based, as :meth:`_Cluster.stats` words it)."""
+
+    def __init__(self, where):
+        super().__init__(f"y is missing (null/NaN) in {where}; every row needs a label")
+        self.where = where
+
+
+def _missing(y):
+    """Boolean mask of the missing labels in ``y`` (None, NaN, NaT, pandas NA)."""
+    if y.dtype.kind in "fc":
+        return np.isnan(y)
+    if y.dtype.kind == "M" or y.dtype.kind == "m":
+        return np.isnat(y)
+    if y.dtype == object:
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - dask.dataframe brings pandas
+            return np.array([v is None or v != v for v in y.ravel()], dtype=bool)
+        return np.asarray(pd.isna(y), dtype=bool)
+    return np.zeros(y.shape, dtype=bool)
 
 
 def _first(bad):
@@ -116,9 +140,13 @@ def _part_stats(part):
     if w is not None and w.size and not (np.isfinite(w).all() and (w >= 0).all()):
         bad_w = _first(~(np.isfinite(w) & (w >= 0)))
         value = float(w[bad_w])
+    bad_y = _first(_missing(part.y)) if part.y.size else -1
+    if bad_y >= 0:  # np.unique cannot sort them (pandas NA): report before
+        return _Stats(np.empty(0, part.y.dtype), np.zeros(0), int(X.shape[0]), bad_x, bad_w,
+                      value, bad_y)
     labels, inverse = np.unique(part.y, return_inverse=True)
     counts = np.bincount(inverse.ravel(), weights=w, minlength=labels.shape[0])
-    return _Stats(labels, counts, int(X.shape[0]), bad_x, bad_w, value)
+    return _Stats(labels, counts, int(X.shape[0]), bad_x, bad_w, value, -1)
 
 
 def _encode_part(part, classes, per_class):
@@ -254,7 +282,14 @@ def _local_round(part, params, state, t, settings, seed, round_index, n_rounds, 
 
 
 def _predict_block(X, model, method):
-    """``model.method(X)`` on one block (prediction maps this over the row chunks)."""
+    """``model.method(X)`` on one block (prediction maps this over the row chunks).
+
+    An empty block (a 0-row partition, e.g. an empty Parquet file) gives an empty result of
+    the right dtype and columns: the model is asked about one row of zeros, and none is kept
+    (scikit-learn refuses 0 samples).
+    """
+    if X.shape[0] == 0:
+        return getattr(model, method)(np.zeros((1,) + X.shape[1:], dtype=X.dtype))[:0]
     return getattr(model, method)(X)
 
 
@@ -433,6 +468,8 @@ class _Cluster:
             return f"row {first[i] + row + 1} (partition {i}, its row {row + 1})"
 
         for i, s in enumerate(stats):
+            if s.bad_y >= 0:
+                raise _MissingLabel(where(i, s.bad_y))
             if s.bad_x >= 0:
                 raise ValueError(f"X contains NaN or infinity in {where(i, s.bad_x)}; clean or "
                                  f"impute it before training")
@@ -884,8 +921,37 @@ def _n_rows_block(X):
     return np.full((1, 1), X.shape[0], dtype=np.int64)
 
 
-def _fit_scaler(X, kind, names):
-    """A fitted scikit-learn scaler from statistics computed on the cluster (one pass)."""
+def _bad_cell(X):
+    """``(rows, row, column)`` of the block's first NaN/inf cell (row-major); -1s: none."""
+    X = np.asarray(X)
+    n = X.shape[0]
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(X.astype(np.float64, copy=False))
+    if not bad.any():
+        return n, -1, -1
+    row, col = np.argwhere(bad)[0]
+    return n, int(row), int(col)
+
+
+def _check_cells(pattern, checks, columns):
+    """DataError naming the first NaN/inf cell by column and 1-based row (``checks``: the
+    :func:`_bad_cell` of every partition, in order)."""
+    from .data import DataError
+
+    first = 0
+    for i, (n, row, col) in enumerate(checks):
+        if row >= 0:
+            raise DataError(
+                f"{pattern}: column {columns[col]!r} is NaN or infinite in row {first + row + 1} "
+                f"(partition {i}, its row {row + 1}); clean or impute it before training")
+        first += n
+
+
+def _fit_scaler(X, kind, names, also=()):
+    """A fitted scikit-learn scaler from statistics computed on the cluster (one pass).
+
+    ``also``: more dask objects computed in the same pass; their values are returned last.
+    """
     from dask import compute
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
@@ -895,13 +961,13 @@ def _fit_scaler(X, kind, names):
     tiny = 10 * np.finfo(np.float64).eps  # scikit-learn's rule for a constant column
 
     if kind == "standard":
-        mean, var, N = compute(X.mean(axis=0), X.var(axis=0), N)
+        mean, var, N, also = compute(X.mean(axis=0), X.var(axis=0), N, list(also))
         scaler = StandardScaler()
         scaler.mean_, scaler.var_ = mean, var
         scaler.scale_ = np.where(np.sqrt(var) < tiny, 1.0, np.sqrt(var))
         shift, scale = mean, scaler.scale_
     else:
-        low, high, N = compute(X.min(axis=0), X.max(axis=0), N)
+        low, high, N, also = compute(X.min(axis=0), X.max(axis=0), N, list(also))
         scaler = MinMaxScaler()
         scaler.data_min_, scaler.data_max_ = low, high
         scaler.data_range_ = high - low
@@ -912,24 +978,72 @@ def _fit_scaler(X, kind, names):
     scaler.n_features_in_ = int(D)
     if names is not None:
         scaler.feature_names_in_ = np.asarray(names, dtype=object)
-    return scaler, shift, scale
+    return scaler, shift, scale, also
 
 
 def _read_table(pattern):
     """A dask DataFrame of the files matching ``pattern`` (Parquet or CSV, by extension)."""
     _, dd = _dask_modules()
+    from fsspec.core import get_fs_token_paths
+
+    from .data import DataError
+
+    if not get_fs_token_paths(str(pattern))[2]:
+        raise DataError(f"no files match {pattern}")
     lower = str(pattern).lower()
     if lower.endswith((".parquet", ".pq")) or lower.endswith("/"):
         return dd.read_parquet(pattern)
     if lower.endswith((".csv", ".csv.gz", ".tsv")):
         return dd.read_csv(pattern, sep="\t" if lower.endswith(".tsv") else ",")
-    from .data import DataError
-
     raise DataError(f"{pattern}: --dask reads Parquet (.parquet, .pq, a directory/) or CSV "
                     f"(.csv, .tsv) files; cannot tell this one's format from its name")
 
 
-def train_from_files(pattern, *, target, address=None, scale="standard", **params):
+CONNECT_TIMEOUT = 10  # seconds to reach a scheduler given by address
+
+
+def _connect(address, stack):
+    """A Client of the scheduler at ``address``, closed by ``stack``; user errors up front.
+
+    The address is checked and the port tried before a Client is made: a Client whose
+    connection failed half-way waits a minute in its ``__del__`` and prints a traceback.
+
+    Raises
+    ------
+    ValueError
+        Not an address (e.g. no port).
+    ConnectionError
+        Nothing answers there (an OSError: the CLI prints it as one ``error:`` line).
+    """
+    import socket
+
+    from distributed import Client
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:
+        scheme, location = parse_address(str(address))
+        if scheme in ("tcp", "tls"):
+            host, port = parse_host_port(location)
+    except ValueError as exc:
+        raise ValueError(f"--dask {address!r} is not a scheduler address ({exc}); give "
+                         f"tcp://HOST:PORT or local:N") from None
+    if scheme in ("tcp", "tls"):
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            raise ConnectionError(exc.errno, f"cannot reach the Dask scheduler "
+                                  f"({exc.strerror or exc or type(exc).__name__})",
+                                  str(address)) from None
+    try:
+        client = Client(address, set_as_default=False, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(None, f"cannot connect to a Dask scheduler ({exc})",
+                              str(address)) from None
+    return stack.enter_context(client)
+
+
+def train_from_files(pattern, *, target, address=None, scale="standard", out=None, **params):
     """Train on tables read by the workers themselves, so the data never passes the client.
 
     Parameters
@@ -945,6 +1059,9 @@ def train_from_files(pattern, *, target, address=None, scale="standard", **param
     scale : {"standard", "minmax", "none"}
         Feature scaling, fitted on the cluster in one pass; the result is then a
         ``Pipeline(scaler, ReluNetClassifier)`` like the CLI's single-machine one.
+    out : path or None
+        Save the model here (:func:`relunet.save`) as soon as it is trained, before the
+        training accuracy is computed: a failure after training never loses the model.
     **params
         :class:`~relunet.ReluNetClassifier` parameters.
 
@@ -959,9 +1076,12 @@ def train_from_files(pattern, *, target, address=None, scale="standard", **param
     Raises
     ------
     relunet.data.DataError
-        Unknown file type or no column ``target``.
-    TypeError
-        A text (non-numeric) feature column.
+        No file matches, unknown file type, no column ``target``, a text (non-numeric)
+        feature column, a NaN/inf feature or a missing label (naming column and row).
+    ValueError
+        A malformed ``address``.
+    ConnectionError
+        No scheduler answers at ``address``.
     """
     require("distributed", "dask", "relunet train --dask")
     from contextlib import ExitStack
@@ -981,23 +1101,52 @@ def train_from_files(pattern, *, target, address=None, scale="standard", **param
                 n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=":0"))
             client = stack.enter_context(Client(cluster, set_as_default=False))
         else:
-            client = stack.enter_context(Client(address, set_as_default=False))
+            client = _connect(address, stack)
 
         table = _read_table(pattern)
         if target not in table.columns:
             raise DataError(f"{pattern}: no column {target!r}; the columns are "
                             f"{_show(list(table.columns), limit=20)}")
-        X, y, _, names = _frames_as_rows(table.drop(columns=[target]), table[target], None)
+        features = table.drop(columns=[target])
+        try:
+            _check_numeric(features, "feature")
+        except TypeError as exc:
+            raise DataError(f"{pattern}: {exc}") from None
+        X, y, _, names = _frames_as_rows(features, table[target], None)
+        columns = [str(c) for c in features.columns]
+        # NaN/inf by column and row, on the raw values (the scaled ones would all be NaN),
+        # in the same pass over the files as the scaler's statistics
+        from dask import compute, delayed
+
+        checks = [delayed(_bad_cell)(b) for b in X.to_delayed().ravel()]
         scaler = None
         if scale != "none":
-            scaler, shift, sc = _fit_scaler(X, scale, names)
+            scaler, shift, sc, checks = _fit_scaler(X, scale, names, also=checks)
+        else:
+            checks = compute(checks)[0]
+        _check_cells(pattern, checks, columns)
+        if scaler is not None:
             X = X.map_blocks(_standardize_block, shift, sc, dtype=np.float64)
         net = DaskReluNetClassifier(**params, client=client)
-        net.fit(X, y)
-        accuracy = float((net.predict(X) == y).mean().compute())
+        try:
+            net.fit(X, y)
+        except _MissingLabel as exc:
+            raise DataError(f"{pattern}: column {target!r} has no value (null/NaN) in "
+                            f"{exc.where}; every row needs a label") from None
         local = net.to_local()
         if names is not None and scaler is None:
             local.feature_names_in_ = np.asarray(names, dtype=object)
+        if scaler is not None:
+            from sklearn.pipeline import Pipeline
+
+            model = Pipeline([("scale", scaler), ("net", local)])
+        else:
+            model = local
+        if out is not None:  # first: the report below must not lose the trained model
+            from .io import save
+
+            save(model, out)
+        accuracy = float((net.predict(X) == y).mean().compute())
         info = {
             "n_rows": int(net._n_rows), "n_features": int(X.shape[1]),
             "n_partitions": int(X.numblocks[0]),
@@ -1006,11 +1155,7 @@ def train_from_files(pattern, *, target, address=None, scale="standard", **param
             "epochs": int(net.n_iter_), "stop_reason": net.stop_reason_,
             "fit_seconds": float(net.fit_seconds_),
         }
-    if scaler is None:
-        return local, info
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline([("scale", scaler), ("net", local)]), info
+    return model, info
 
 
 _NOT_WITH_DASK = ("labels", "dataset", "test_data", "test_labels", "plots")
@@ -1039,7 +1184,7 @@ def run_cli(args):
             args.data, target=args.target, address=args.dask, scale=args.scale,
             hidden_units=args.hidden, max_iter=args.epochs, batch_size=args.batch_size,
             learning_rate_init=args.learning_rate, alpha=args.alpha, solver=args.solver,
-            random_state=args.seed,
+            random_state=args.seed, out=args.out,
         )
     if not args.quiet:
         print(f"{args.data}: {info['n_rows']} rows, {info['n_features']} features, "
@@ -1047,12 +1192,8 @@ def run_cli(args):
         print(f"training accuracy {info['train_accuracy']:.4f}, loss {info['train_loss']:.4f} "
               f"after {info['epochs']} epochs ({info['stop_reason']}), "
               f"{info['fit_seconds']:.1f}s")
-    if args.out is not None:
-        from .io import save
-
-        save(model, args.out)
-        if not args.quiet:
-            print(f"model saved to {args.out}")
+    if args.out is not None and not args.quiet:  # saved by train_from_files, right after training
+        print(f"model saved to {args.out}")
     if args.metrics is not None:
         with atomic_path(args.metrics) as tmp, open(tmp, "w") as f:
             json.dump({"data": args.data, **info}, f, indent=2)

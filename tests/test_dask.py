@@ -527,3 +527,58 @@ def test_cli_train_dask_reads_csv(client, parquet_parts, capsys):
                  "--epochs", "3", "--dask", client.scheduler.address])
     assert code == 0
     assert "360 rows, 64 features, 3 partitions on 2 Dask workers" in capsys.readouterr().out
+
+
+def test_empty_chunk_predicts_empty_blocks(client, digits):
+    X, y = digits
+    net = DaskReluNetClassifier(**FULL).fit(rows(X, (180, 180)), rows(y, (180, 180)))
+    Xd = rows(X, (100, 0, 260))
+    np.testing.assert_array_equal(net.predict(Xd).compute(), net.to_local().predict(X))
+    assert net.predict_proba(Xd).compute().shape == (360, 10)
+    assert net.decision_function(Xd).compute().shape == (360, 10)
+
+
+def test_cli_bogus_and_unreachable_addresses_are_plain_errors(parquet_parts, capsys):
+    from relunet.cli import main
+
+    folder, _ = parquet_parts
+    for address, message in [("bogus", "is not a scheduler address"),
+                             ("tcp://127.0.0.1:1", "cannot reach the Dask scheduler")]:
+        assert main(["train", str(folder / "part-*.parquet"), "--target", "digit",
+                     "--dask", address]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "unexpected" not in err and err.count("\n") == 1, err
+
+
+def test_cli_bad_files_are_named_by_column_and_row(client, parquet_parts, tmp_path, capsys):
+    from relunet.cli import main
+
+    _, df = parquet_parts
+    here = client.scheduler.address
+    bad = df.iloc[:40].copy()
+    bad.loc[17, "px3"] = np.nan
+    bad.to_parquet(tmp_path / "nan.parquet")
+    labels = df.iloc[:40].copy()
+    labels["digit"] = labels["digit"].astype("Int64")
+    labels.loc[5, "digit"] = pd.NA
+    labels.to_parquet(tmp_path / "na.parquet")
+    cases = [(tmp_path / "nan.parquet", "column 'px3' is NaN or infinite in row 18"),
+             (tmp_path / "na.parquet", "column 'digit' has no value (null/NaN) in row 6"),
+             (tmp_path / "none-*.parquet", "no files match")]
+    for path, message in cases:
+        assert main(["train", str(path), "--target", "digit", "--dask", here]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "unexpected" not in err and err.count("\n") == 1, err
+
+
+def test_cli_empty_parquet_file_trains_and_saves(client, parquet_parts, tmp_path, capsys):
+    from relunet import load
+    from relunet.cli import main
+
+    _, df = parquet_parts
+    df.iloc[:200].to_parquet(tmp_path / "a.parquet")
+    df.iloc[:0].to_parquet(tmp_path / "b.parquet")
+    out = tmp_path / "m.npz"
+    assert main(["train", str(tmp_path / "*.parquet"), "--target", "digit", "--epochs", "3",
+                 "--dask", client.scheduler.address, "--out", str(out)]) == 0
+    assert load(out).predict(df.iloc[:5].drop(columns="digit")).shape == (5,)
