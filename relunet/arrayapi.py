@@ -516,7 +516,13 @@ def fit(estimator, X, y, sample_weight, classes, *, incremental):
 
     Returns the ConvergenceWarning text, or None (as ``ReluNetClassifier._fit``).
     """
-    from .estimator import _same_labels, _show
+    from .estimator import (
+        _check_continuing_shapes,
+        _check_fit_classes,
+        _check_weighted_classes,
+        _same_labels,
+        _show,
+    )
 
     est = estimator
     name = type(est).__name__
@@ -576,16 +582,8 @@ def fit(estimator, X, y, sample_weight, classes, *, incremental):
             classes_, y_enc = _labels(y, est.classes_)
     else:
         classes_, y_enc = _labels(y)
-        if classes_.shape[0] < 2:
-            raise ValueError(
-                f"{name} needs examples of at least 2 classes to train, "
-                f"but y holds one class only: {_show(_to_host(classes_))}"
-            )
-        if continuing and not _same_labels(_to_host(classes_), _to_host(est.classes_)):
-            raise ValueError(
-                f"warm_start=True needs y to have the same classes as the previous fit: "
-                f"it had {_show(_to_host(est.classes_))}, y has {_show(_to_host(classes_))}"
-            )
+        _check_fit_classes(name, _to_host(classes_),
+                           _to_host(est.classes_) if continuing else None)
     K = classes_.shape[0]
     with _dispatch():
         y_enc = move_to(y_enc, xp=xp, device=device)  # the one move of the labels
@@ -597,24 +595,13 @@ def fit(estimator, X, y, sample_weight, classes, *, incremental):
     if weights is not None or est.early_stopping and not incremental:
         y_host = _to_host(y_enc)  # class bookkeeping on the host, once per call
     if weights is not None and not incremental:
-        weighted = np.unique(y_host[_to_host(weights) > 0])
-        if weighted.shape[0] < 2:
-            raise ValueError(
-                f"{name} needs examples of at least 2 classes with non-zero weight; only "
-                f"class {_show(_to_host(classes_)[weighted])} has any"
-            )
+        _check_weighted_classes(name, _to_host(classes_),
+                                np.unique(y_host[_to_host(weights) > 0]))
 
     config = est._config()
     D = X.shape[1]
     if continuing:
-        expected = (D + 1, est.hidden_units), (est.hidden_units + 1, K)
-        if (tuple(est.W1_.shape), tuple(est.W2_.shape)) != expected:
-            raise ValueError(
-                f"cannot continue training: the fitted weights have shapes "
-                f"{tuple(est.W1_.shape)} and {tuple(est.W2_.shape)}, but hidden_units="
-                f"{est.hidden_units} with {D} features and {K} classes needs "
-                f"{expected[0]} and {expected[1]}"
-            )
+        _check_continuing_shapes(est, D, K)
     trainer = est.__dict__.get("_trainer") if incremental else None
     if not (
         isinstance(trainer, ArrayTrainer)

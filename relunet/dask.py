@@ -51,7 +51,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .data import require
-from .estimator import ReluNetClassifier, _same_labels, _show
+from .estimator import ReluNetClassifier, _check_fit_classes, _show
 from .fastpath import Workspace
 from .network import Params, init_params
 from .optim import make_optimizer
@@ -762,16 +762,8 @@ class DaskReluNetClassifier(ReluNetClassifier):
             check_classification_targets(labels)
             classes_ = labels
             K = classes_.shape[0]
-            if K < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs examples of at least 2 classes to train, "
-                    f"but y holds one class only: {_show(classes_)}"
-                )
-            if continuing and not _same_labels(classes_, self.classes_):
-                raise ValueError(
-                    f"warm_start=True needs y to have the same classes as the previous fit: "
-                    f"it had {_show(self.classes_)}, y has {_show(classes_)}"
-                )
+            _check_fit_classes(type(self).__name__, classes_,
+                               self.classes_ if continuing else None)
             per_class = self._per_class_weights(classes_, counts)
             weighted = counts * (1.0 if per_class is None else per_class)
             if np.count_nonzero(weighted > 0) < 2:

@@ -390,40 +390,21 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
             encoder = LabelEncoder()
             y_enc = encoder.fit_transform(y)
             classes_ = encoder.classes_
-            if classes_.shape[0] < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs examples of at least 2 classes to train, "
-                    f"but y holds one class only: {_show(classes_)}"
-                )
-            if continuing and not _same_labels(classes_, self.classes_):
-                raise ValueError(
-                    f"warm_start=True needs y to have the same classes as the previous fit: "
-                    f"it had {_show(self.classes_)}, y has {_show(classes_)}"
-                )
+            _check_fit_classes(type(self).__name__, classes_,
+                               self.classes_ if continuing else None)
         K = classes_.shape[0]
 
         weights = self._example_weights(X, y_enc, classes_, sample_weight, incremental)
         # Trainer drops zero-weight rows (exactly like removing them) and treats uniform
         # weights as none; here only: are two classes left to learn from?
         if weights is not None and not incremental:
-            weighted = np.unique(y_enc[weights > 0])
-            if weighted.shape[0] < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs examples of at least 2 classes with "
-                    f"non-zero weight; only class {_show(classes_[weighted])} has any"
-                )
+            _check_weighted_classes(type(self).__name__, classes_,
+                                    np.unique(y_enc[weights > 0]))
 
         config = self._config()
         D = X.shape[1]
         if continuing:
-            expected = (D + 1, self.hidden_units), (self.hidden_units + 1, K)
-            if (self.W1_.shape, self.W2_.shape) != expected:
-                raise ValueError(
-                    f"cannot continue training: the fitted weights have shapes "
-                    f"{self.W1_.shape} and {self.W2_.shape}, but hidden_units="
-                    f"{self.hidden_units} with {D} features and {K} classes needs "
-                    f"{expected[0]} and {expected[1]}"
-                )
+            _check_continuing_shapes(self, D, K)
 
         trainer = self.__dict__.get("_trainer") if incremental else None
         if not (
@@ -682,6 +663,36 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         # is trained on and predicted in its own library and device: relunet.arrayapi.
         tags.array_api_support = True
         return tags
+
+
+def _check_fit_classes(name, classes_, previous=None):
+    """ValueError unless ``classes_`` (sorted, host) has two classes, and, when continuing a
+    fit (``previous``: the fitted ``classes_``), the same ones.  Shared by every backend."""
+    if classes_.shape[0] < 2:
+        raise ValueError(f"{name} needs examples of at least 2 classes to train, "
+                         f"but y holds one class only: {_show(classes_)}")
+    if previous is not None and not _same_labels(classes_, previous):
+        raise ValueError(f"warm_start=True needs y to have the same classes as the previous "
+                         f"fit: it had {_show(previous)}, y has {_show(classes_)}")
+
+
+def _check_weighted_classes(name, classes_, weighted):
+    """ValueError unless ``weighted`` (indices of the classes with non-zero weight) has two."""
+    if weighted.shape[0] < 2:
+        raise ValueError(f"{name} needs examples of at least 2 classes with non-zero weight; "
+                         f"only class {_show(classes_[weighted])} has any")
+
+
+def _check_continuing_shapes(est, D, K):
+    """ValueError unless ``est``'s fitted weights fit ``hidden_units``, D features, K classes."""
+    expected = (D + 1, est.hidden_units), (est.hidden_units + 1, K)
+    shapes = tuple(est.W1_.shape), tuple(est.W2_.shape)
+    if shapes != expected:
+        raise ValueError(
+            f"cannot continue training: the fitted weights have shapes {shapes[0]} and "
+            f"{shapes[1]}, but hidden_units={est.hidden_units} with {D} features and {K} "
+            f"classes needs {expected[0]} and {expected[1]}"
+        )
 
 
 def _same_labels(a, b):
