@@ -638,37 +638,9 @@ def fit(estimator, X, y, sample_weight, classes, *, incremental):
         trainer.partial_fit(X_t, y_t, w_t, callback=callback)
     else:
         trainer.fit(X_t, y_t, w_t, callback=callback, y_host=y_host)
-    new_epochs = trainer.history.epochs[epochs_before:]
-
-    prev = continuing
-    n_before = est.n_iter_ if prev else 0
-    history = [dict(vars(e)) for e in new_epochs]
-    for i, record in enumerate(history):
-        record["epoch"] = n_before + i + 1
-    val_loss = [e.val_loss for e in new_epochs if e.val_loss is not None]
-    val_acc = [e.val_accuracy for e in new_epochs if e.val_accuracy is not None]
-    est.W1_, est.W2_ = _copy(xp, trainer.params)
-    est.classes_ = classes_
-    est.loss_curve_ = (est.loss_curve_ if prev else []) + [e.train_loss for e in new_epochs]
-    est.history_ = (est.history_ if prev else []) + history
-    if val_loss:
-        est.validation_loss_curve_ = ((est.validation_loss_curve_ if prev else None) or []) \
-            + val_loss
-        est.validation_scores_ = ((est.validation_scores_ if prev else None) or []) + val_acc
-    else:
-        est.validation_loss_curve_ = est.validation_scores_ = None
-    est.best_loss_ = min(est.best_loss_, trainer.best_loss) if prev else trainer.best_loss
-    est.n_iter_ = n_before + len(new_epochs)
-    est.t_ = (est.t_ if prev else 0) + trainer.n_samples_seen - seen_before
-    est.stop_reason_ = trainer.stop_reason
-    est._trainer = trainer
-    est.fit_seconds_ = time.perf_counter() - t_start
-    if not incremental and trainer.stop_reason == "max_iter" and est.learning_rate != "cosine":
-        return (
-            f"{name} reached max_iter={est.max_iter} epochs before the loss "
-            f"stopped improving by tol={est.tol}; raise max_iter or tol if that matters"
-        )
-    return None
+    return est._record_fit(trainer, epochs_before, seen_before, classes_,
+                           _copy(xp, trainer.params), continuing=continuing,
+                           incremental=incremental, t_start=t_start)
 
 
 def _sorted(classes, y):

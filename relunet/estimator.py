@@ -429,9 +429,16 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         else:
             trainer.fit(X, y_enc, weights, callback=callback,
                         progress=getattr(self.callback, "on_progress", None))
-        new_epochs = trainer.history.epochs[epochs_before:]
-
         # ---- success: commit everything at once
+        return self._record_fit(trainer, epochs_before, seen_before, classes_,
+                                (trainer.params.W1.copy(), trainer.params.W2.copy()),
+                                continuing=continuing, incremental=incremental, t_start=t_start)
+
+    def _record_fit(self, trainer, epochs_before, seen_before, classes_, weights, *,
+                    continuing, incremental, t_start):
+        """Set the fitted attributes from a finished ``trainer`` (any backend's: NumPy's,
+        :mod:`relunet.arrayapi`'s); returns the ConvergenceWarning text or None."""
+        new_epochs = trainer.history.epochs[epochs_before:]
         prev = continuing
         n_before = self.n_iter_ if prev else 0
         history = [dict(vars(e)) for e in new_epochs]
@@ -440,8 +447,7 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         val_loss = [e.val_loss for e in new_epochs if e.val_loss is not None]
         val_acc = [e.val_accuracy for e in new_epochs if e.val_accuracy is not None]
         has_val = bool(val_loss)
-        self.W1_ = trainer.params.W1.copy()
-        self.W2_ = trainer.params.W2.copy()
+        self.W1_, self.W2_ = weights
         self.classes_ = classes_
         self.loss_curve_ = (self.loss_curve_ if prev else []) + [e.train_loss for e in new_epochs]
         self.history_ = (self.history_ if prev else []) + history
@@ -464,7 +470,7 @@ class ReluNetClassifier(ClassifierMixin, BaseEstimator):
         if self.interrupted_:  # as scikit-learn's MLPClassifier: keep the weights, say so
             warnings.warn(f"Training interrupted by user: {type(self).__name__} keeps the "
                           f"weights of the {len(new_epochs)} epochs completed", UserWarning,
-                          stacklevel=4)
+                          stacklevel=5)
             return None
         if not incremental and trainer.stop_reason == "max_iter" and self.learning_rate != "cosine":
             return (
