@@ -5,7 +5,11 @@ matter for timing) predicts class probabilities for 1, 100, 10,000 and 1,000,000
 60,000 rows tiled; the 1M-row input alone is 3 GB).  The same model, exported with
 ``relunet.to_onnx``, runs in onnxruntime with ``intra_op_num_threads`` = ``--threads`` (and
 one inter-op thread); relunet gets the same number of BLAS threads.  The two alternate in
-rounds (a block of calls of one, then of the other), so both see the same machine load.
+rounds (a block of calls of one, then of the other), so both see the same machine load,
+with a pause of ``--pause`` seconds (0.5) before each block: OpenBLAS's and onnxruntime's
+worker threads both spin-wait for a while after a call (OpenBLAS up to ~0.1 s), and a block
+started at once would share the cores with the other system's spinning threads (measured:
+both slowed by up to 2x at 10,000 rows).
 For each size it prints the median time per call of each, rows per second, relunet's
 GFLOP/s (2·n·D·H + 2·n·H·K per call) as a percentage of a 4096x4096 float32 ``np.dot``
 measured in the same run, relunet's throughput relative to onnxruntime's (> 1: relunet is
@@ -99,6 +103,8 @@ def main(argv=None):
                    help="alternating blocks of calls per system and size (1M rows: at most 3)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sizes", default="1,100,10000,1000000")
+    p.add_argument("--pause", type=float, default=0.5,
+                   help="seconds of rest before each block (the other's threads stop spinning)")
     p.add_argument("--markdown", help="also write the table as Markdown")
     args = p.parse_args(argv)
 
@@ -118,17 +124,22 @@ def main(argv=None):
     for n in (int(s) for s in args.sizes.split(",")):
         Z = X[:n] if n <= X.shape[0] else np.tile(X, (-(-n // X.shape[0]), 1))[:n]
         Z = np.ascontiguousarray(Z)
-        times, onnx_times, extra = [], [], []
+        times, onnx_times, extra, onnx_extra = [], [], [], []
         calls = calls_per_block(n)
         rounds = args.rounds if n <= 100_000 else min(3, args.rounds)
         with threadpool_limits(args.threads, user_api="blas"):
             P = predict_proba(Z)  # warm-up
             if onnx_proba is not None:
+                before = rss_mb()  # onnxruntime's arena grows at its first call of a size
+                exact = reset_peak_rss()  # and keeps that memory: measured here
                 Q = onnx_proba(Z)
+                onnx_extra.append(peak_rss_mb() - before - Q.nbytes / 2**20 if exact
+                                  else float("nan"))
                 assert np.allclose(P, Q, atol=1e-5), "relunet and onnxruntime disagree"
                 del Q
             del P
             for _ in range(rounds):
+                time.sleep(args.pause)
                 before = rss_mb()
                 exact = reset_peak_rss()
                 for _ in range(calls):
@@ -139,6 +150,7 @@ def main(argv=None):
                     del P
                 extra.append(peak_rss_mb() - before - out_mb if exact else float("nan"))
                 if onnx_proba is not None:
+                    time.sleep(args.pause)
                     for _ in range(calls):
                         t0 = time.perf_counter()
                         onnx_proba(Z)
@@ -147,7 +159,8 @@ def main(argv=None):
         t = statistics.median(times)
         t_onnx = statistics.median(onnx_times) if onnx_times else float("nan")
         flops = 2 * n * d * args.hidden + 2 * n * args.hidden * k
-        rows.append((n, t, t_onnx, flops / t / 1e9, Z.nbytes / 2**20, out_mb, max(extra)))
+        rows.append((n, t, t_onnx, flops / t / 1e9, flops / t_onnx / 1e9, Z.nbytes / 2**20,
+                     out_mb, max(extra), max(onnx_extra, default=float("nan"))))
         print(f"  n={n}: relunet {t * 1e6:,.1f} us ({n / t:,.0f} rows/s), onnxruntime "
               f"{t_onnx * 1e6:,.1f} us, relunet/onnxruntime throughput {t_onnx / t:.2f}",
               flush=True)
@@ -158,14 +171,17 @@ def main(argv=None):
              f"{len(gemm)} runs)", "",
              "| rows | relunet s/call (median) | onnxruntime s/call | relunet rows/s "
              "| onnxruntime rows/s | relunet / onnxruntime throughput | relunet % of GEMM "
-             "| input MiB | output MiB | relunet extra peak memory MiB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for n, t, t_onnx, rate, in_mb, out_mb, extra_mb in rows:
+             "| onnxruntime % of GEMM | input MiB | output MiB | extra peak memory MiB: "
+             "relunet / onnxruntime |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, t, t_onnx, rate, onnx_rate, in_mb, out_mb, extra_mb, onnx_mb in rows:
         lines.append(f"| {n:,} | {t:.3g} | {t_onnx:.3g} | {n / t:,.0f} | {n / t_onnx:,.0f} "
-                     f"| {t_onnx / t:.2f}× | {100 * rate / peak:.0f}% | {in_mb:.0f} "
-                     f"| {out_mb:.2f} | {extra_mb:.0f} |")
-    lines += ["", "'extra peak memory' = peak RSS during relunet's calls minus RSS before them "
-              "minus the returned array: the temporaries of one call."]
+                     f"| {t_onnx / t:.2f}× | {100 * rate / peak:.0f}% "
+                     f"| {100 * onnx_rate / peak:.0f}% | {in_mb:.0f} "
+                     f"| {out_mb:.2f} | {extra_mb:.0f} / {onnx_mb:.0f} |")
+    lines += ["", "'extra peak memory' = peak RSS during a system's calls minus RSS before them "
+              "minus the returned array: the temporaries of one call (onnxruntime: its first call "
+              "at each size, since its memory arena keeps what it grew to)."]
     report = "\n".join(lines)
     print("\n" + report)
     if args.markdown:

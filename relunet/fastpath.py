@@ -81,20 +81,18 @@ def default_threads():
 
     So the usual knobs apply: ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` or a surrounding
     ``threadpoolctl.threadpool_limits(n)``.  While other fits' epochs hold BLAS at one thread
-    (:func:`_one_blas_thread`), the count from before their limit is used.
+    (:func:`_one_blas_thread`), the count from before their limit is used.  The count is read
+    from the BLAS libraries loaded when this was first called (one ``get_num_threads`` call
+    each, ~1 us: ``threadpoolctl.threadpool_info()`` rescans the process's libraries, ~300 us,
+    more than a 300-row prediction).
     """
     with _blas_lock:
         blas = _blas_held["threads"] if _blas_held["users"] else None
         if blas is None:
-            try:
-                from threadpoolctl import threadpool_info
-            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-                blas = os.cpu_count() or 1
-            else:
-                blas = max((i["num_threads"] for i in threadpool_info()
-                            if i["user_api"] == "blas"), default=1)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(blas, cpus or 1))
+            controller = _process_blas()
+            blas = (max((lib.num_threads for lib in controller.lib_controllers), default=1)
+                    if controller is not None else os.cpu_count() or 1)
+    return max(1, min(blas, _usable_cpus() or 1))
 
 
 class _Level1:
@@ -878,26 +876,35 @@ class Workspace:
 # W1 once per call, so smaller blocks pay that more often).
 PREDICT_CHUNK = 1024
 # A prediction is split over threads only when each part gets at least this many flops
-# (~0.3 ms of one core's GEMM): below it, handing rows to a second thread costs more than the
-# parallel GEMM saves on a busy machine (measured: 100 x 784 -> 256 rows, 4e7 flops, ran in
-# 325 us on OpenBLAS's two threads and 680 us split over ours, with ~4 jobs per core), and
-# the call runs on this thread with BLAS as configured.  Above it, OpenBLAS's own threads
-# were the landmine (300 rows: 12 ms median against 1.4 ms split over ours).
-MIN_FLOPS_PER_PREDICT_THREAD = 5e7
+# (~1.5 ms of one core's GEMM; ~1,000 rows of a 784 -> 256 -> 10 network on two threads).
+# Below it the call runs on this thread with BLAS as configured.  Measured on 2 cores
+# (forward_rows, 784 -> 256 -> 10, float32, median us, 2026-11-30):
+#
+#     rows   quiet: split / OpenBLAS threads   4 busy processes: split / OpenBLAS threads
+#      300            949 / 673                               3,917 / 7,824
+#    1,024          2,109 / 1,952                             7,977 / 17,099
+#    2,000          3,913 / 3,788                            11,960 / 47,875
+#
+# On a quiet machine handing rows to a pool thread costs ~95 us (waking a sleeping thread;
+# OpenBLAS's own threads spin and wake at once), so OpenBLAS's threads win below ~1,500
+# rows; on a busy one its spinning threads lose their cores and our split wins by 2-4x.
+# The threshold follows the quiet machine up to where the two are within ~10 %.
+MIN_FLOPS_PER_PREDICT_THREAD = 2e8
 
 _pool = None
 _pool_lock = threading.Lock()
 
 
-_blas_for_predict = None
+_process_controller = None
 
 
-def _predict_blas():
-    """The BLAS controller prediction limits (made once: building one lists the libraries)."""
-    global _blas_for_predict
-    if _blas_for_predict is None:
-        _blas_for_predict = _blas_controller() or False
-    return _blas_for_predict or None
+def _process_blas():
+    """The BLAS controller of the libraries loaded at the first call (made once: building one
+    lists the process's libraries); None without threadpoolctl."""
+    global _process_controller
+    if _process_controller is None:
+        _process_controller = _blas_controller() or False
+    return _process_controller or None
 
 
 def _after_fork_in_child():
@@ -945,16 +952,29 @@ def _softmax_rows(f):
     f /= np.dot(f, np.ones(f.shape[1], dtype=f.dtype))[:, None]
 
 
-def _forward_rows(W1, W2, X, out, lo, hi, chunk, proba):
-    """Scores (or probabilities) of rows ``lo:hi`` of X into ``out``; True if every
-    pre-activation ``x·w1`` was finite.
+def _block(W1, W2, Xb, hb, fb, proba):
+    """Scores (or probabilities) of the rows ``Xb`` into ``fb`` (a new array if None), with
+    ``hb`` (or a new array) for the hidden layer; and whether every ``x·w1`` was finite.
 
     A NaN or infinity in a row of X makes every pre-activation of that row non-finite (NaN
     propagates; ±inf times a weight is ±inf or NaN), so one sum per block -- cheap, the block
     is in cache -- tells whether X needs the full check.  (After the ReLU it could not:
-    ``max(-inf, 0) = 0``.)
+    ``max(-inf, 0) = 0``.)  Callers ignore "invalid" floating-point errors (``np.errstate``).
     """
-    W1x, b1, W2x, b2 = W1[:-1], W1[-1], W2[:-1], W2[-1]
+    hb = np.dot(Xb, W1[:-1], out=hb)
+    hb += W1[-1]
+    finite = math.isfinite(hb.sum())
+    np.maximum(hb, 0, out=hb)  # h = ReLU(x·w1)
+    fb = np.dot(hb, W2[:-1], out=fb)
+    fb += W2[-1]  # f = h·w2
+    if proba:
+        _softmax_rows(fb)
+    return fb, finite
+
+
+def _forward_rows(W1, W2, X, out, lo, hi, chunk, proba):
+    """Scores (or probabilities) of rows ``lo:hi`` of X into ``out``, ``chunk`` rows at a time
+    through one reused hidden buffer; True if every pre-activation ``x·w1`` was finite."""
     h = np.empty((min(hi - lo, chunk), W1.shape[1]), dtype=W1.dtype)
     finite = True
     # inf·0 and inf-inf from a non-finite X are reported by the caller's check, not as a
@@ -962,15 +982,8 @@ def _forward_rows(W1, W2, X, out, lo, hi, chunk, proba):
     with np.errstate(invalid="ignore"):
         for start in range(lo, hi, chunk):
             stop = min(start + chunk, hi)
-            hb, fb = h[: stop - start], out[start:stop]
-            np.dot(X[start:stop], W1x, out=hb)
-            hb += b1
-            finite = finite and math.isfinite(hb.sum())
-            np.maximum(hb, 0, out=hb)  # h = ReLU(x·w1)
-            np.dot(hb, W2x, out=fb)
-            fb += b2  # f = h·w2
-            if proba:
-                _softmax_rows(fb)
+            finite &= _block(W1, W2, X[start:stop], h[: stop - start], out[start:stop],
+                             proba)[1]
     return finite
 
 
@@ -1005,17 +1018,20 @@ def forward_rows(params, X, *, proba=False, chunk=PREDICT_CHUNK, n_threads=None)
     """
     W1, W2 = params
     n = X.shape[0]
-    out = np.empty((n, W2.shape[1]), dtype=W1.dtype)
     flops = 2.0 * n * W1.shape[1] * (W1.shape[0] + W2.shape[1])
     parts = 1
     if n > 1 and flops >= 2 * MIN_FLOPS_PER_PREDICT_THREAD:
         if n_threads is None:
             n_threads = default_threads()
         parts = int(min(n_threads, flops // MIN_FLOPS_PER_PREDICT_THREAD, n))
+    if parts <= 1 and n <= chunk:  # one block: no buffers to set up (single-row latency)
+        with np.errstate(invalid="ignore"):
+            return _block(W1, W2, X, None, None, proba)
+    out = np.empty((n, W2.shape[1]), dtype=W1.dtype)
     if parts <= 1:
         return out, _forward_rows(W1, W2, X, out, 0, n, chunk, proba)
     edges = _split(n, parts)
-    with _one_blas_thread(_predict_blas()):  # shared with training's epochs
+    with _one_blas_thread(_process_blas()):  # shared with training's epochs
         pool = _executor()
         futures = [pool.submit(_forward_rows, W1, W2, X, out, edges[p], edges[p + 1], chunk,
                                proba) for p in range(1, parts)]

@@ -248,8 +248,9 @@ def test_forward_rows_restores_the_blas_threads_even_after_an_error(monkeypatch)
     assert blas_threads() == before
 
 
+@pytest.mark.parametrize("chunk", [4, 10_000])  # several blocks; one block (its own path)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_forward_rows_notice_a_non_finite_input_even_where_relu_would_hide_it(bad):
+def test_forward_rows_notice_a_non_finite_input_even_where_relu_would_hide_it(bad, chunk):
     from relunet.fastpath import forward_rows
 
     rng = np.random.default_rng(1)
@@ -259,9 +260,10 @@ def test_forward_rows_notice_a_non_finite_input_even_where_relu_would_hide_it(ba
     X = rng.standard_normal((20, 3))
     assert forward_rows(Params(W1, W2), X)[1]
     X[13, 1] = bad
-    out, finite = forward_rows(Params(W1, W2), X, chunk=4)
+    out, finite = forward_rows(Params(W1, W2), X, chunk=chunk)
     assert not finite
     assert np.isfinite(np.delete(out, 13, axis=0)).all()  # the other rows are unaffected
+    assert not forward_rows(Params(W1, W2), X[13:14], chunk=chunk)[1]  # the row alone
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")

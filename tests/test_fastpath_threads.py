@@ -67,3 +67,17 @@ def test_shared_limit_restores_only_when_the_last_epoch_ends():
     assert set(_blas_threads()) == {1}
     b.__exit__(None, None, None)
     assert _blas_threads() == before
+
+
+def test_default_threads_follows_a_surrounding_limit_and_the_cpus():
+    # read from the libraries' live counts (not a fresh threadpool_info scan per call)
+    from threadpoolctl import threadpool_limits
+
+    cpus = fastpath._usable_cpus()
+    expected = max(1, min(max(_blas_threads(), default=1), cpus))
+    assert fastpath.default_threads() == expected
+    with threadpool_limits(1, user_api="blas"):
+        assert fastpath.default_threads() == 1
+    with threadpool_limits(64, user_api="blas"):  # never more than the usable CPUs
+        assert 1 <= fastpath.default_threads() <= cpus
+    assert fastpath.default_threads() == expected
