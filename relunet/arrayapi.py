@@ -52,9 +52,12 @@ from .train import (
     EpochInfo,
     History,
     TrainingDiverged,
+    _fix,
     apply_stopping_rules,
     auto_batch_size,
+    check_growth,
     stratified_split,
+    warn_if_diverged,
 )
 
 __all__ = ["ArrayTrainer", "Rule", "to_device", "to_numpy", "handles"]
@@ -386,31 +389,40 @@ class ArrayTrainer:
         snapshot = _copy(xp, self.params), _copy(xp, self.rule.state), self.rule.t
         lr = self.schedule.rate(self.n_epochs)
         loss = self._run_epoch(X, y, sw)
-        if not math.isfinite(loss):  # noticed once per epoch: roll the whole epoch back
+        try:  # noticed once per epoch: roll the whole epoch back
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss} (the weights blew up: each step overshot further "
+                    f"than the last); {_fix(self.config.learning_rate_init)}")
+            check_growth(self, loss, self.params.W2.shape[1],
+                         lambda: self._evaluate(X, y, sw, params=snapshot[0])[0])
+        except TrainingDiverged as exc:
             _assign(xp, self.params, snapshot[0])
             _assign(xp, self.rule.state, snapshot[1])
             self.rule.t = snapshot[2]
             self.n_samples_seen -= X.shape[0]
-            raise TrainingDiverged(
-                f"training diverged in epoch {self.n_epochs + 1}: loss became {loss}; "
-                f"try a smaller learning rate (it was {lr:g})"
-            )
+            raise TrainingDiverged(f"training diverged in epoch {self.n_epochs + 1}: {exc}") \
+                from None
         return self._end_epoch(loss, lr, time.perf_counter() - t0, val, callback)
 
-    def _evaluate(self, X, y, sw):
-        """Mean data loss and accuracy on held-out ``(X, y)``, weighted like training."""
+    def _evaluate(self, X, y, sw, params=None):
+        """Mean data loss and accuracy on ``(X, y)`` with ``params`` (default: the current
+        weights), weighted like training."""
         xp = self.xp
+        params = self.params if params is None else params
         total = correct = 0.0
-        for start in range(0, X.shape[0], _PREDICT_CHUNK):
-            Xc, yc = X[start : start + _PREDICT_CHUNK, ...], y[start : start + _PREDICT_CHUNK]
-            f, _ = forward(self.params, Xc)
+        n = X.shape[0]
+        for start in range(0, n, _PREDICT_CHUNK):
+            stop = min(start + _PREDICT_CHUNK, n)  # the standard has no out-of-bounds stops
+            Xc, yc = X[start:stop, ...], y[start:stop]
+            f, _ = forward(params, Xc)
             is_y = yc[:, None] == xp.arange(f.shape[1], device=_device(f))
             L = -xp.sum(xp.where(is_y, _log_softmax(f), 0), axis=1)
             hit = xp.astype(xp.argmax(f, axis=1) == yc, f.dtype)
             if sw is None:
                 total, correct = total + xp.sum(L), correct + xp.sum(hit)
             else:
-                w = sw[start : start + _PREDICT_CHUNK]
+                w = sw[start:stop]
                 total, correct = total + xp.sum(w * L), correct + xp.sum(w * hit)
         norm = X.shape[0] if sw is None else float(xp.sum(sw))
         return float(total) / norm, float(correct) / norm
@@ -461,6 +473,7 @@ class ArrayTrainer:
         if self._best_params is not None:
             _assign(xp, self.params, self._best_params)
         self._best_params = None
+        warn_if_diverged(self, self.params.W2.shape[1], stacklevel=3)
         return self
 
 
@@ -622,11 +635,12 @@ def fit(estimator, X, y, sample_weight, classes, *, incremental):
     # the rows and weights Trainer._prepare would keep: zero weights dropped, uniform = none
     X_t, y_t, w_t = X, y_enc, weights
     if weights is not None:
-        keep = weights > 0
-        if not bool(xp.all(keep)):
-            X_t, y_t, w_t = X[keep, ...], y_enc[keep], weights[keep]
+        keep = np.flatnonzero(_to_host(weights) > 0)  # rows by position: boolean indexing
+        if keep.shape[0] < weights.shape[0]:  # beside other indices is not in the standard
+            rows = xp.asarray(keep, device=device)
+            X_t, y_t, w_t = (xp.take(a, rows, axis=0) for a in (X, y_enc, weights))
             if y_host is not None:
-                y_host = y_host[_to_host(keep)]
+                y_host = y_host[keep]
         if bool(xp.all(w_t == w_t[0])):
             w_t = None
 

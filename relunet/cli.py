@@ -697,6 +697,10 @@ def cmd_train(args):
 
         check_onehot_width(ds, getattr(args, "min_frequency", 5))
     classes = np.unique(ds.y)
+    if ds.is_table and ds.ids is not None:  # refused now, not at every later predict
+        from .tablechecks import check_id_columns
+
+        check_id_columns(ds.ids.columns, classes, proba=True)
     if len(classes) < 2:
         raise CLIError(
             f"{ds.source}: all {ds.X.shape[0]} rows have the same label ({quote(classes[0])}); "
@@ -931,7 +935,7 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     from ._text import printable
     from .data import atomic_open, check_destination, write_predictions
-    from .tablechecks import check_outputs, check_prepared
+    from .tablechecks import check_id_columns, check_outputs, check_prepared
 
     if args.out is not None:
         check_destination(args.out, "--out")
@@ -941,13 +945,8 @@ def cmd_predict(args):
     ds, X = _model_data(args, model, need_labels=False)
     check_prepared(model, X, ds)
     ids = ds.ids if ds.is_table else None
-    if ids is not None:  # the output's header must name each column once
-        taken = {"prediction"} | ({str(c) if str(c) != "prediction" else "p_prediction"
-                                   for c in classes} if args.proba else set())
-        clash = [str(c) for c in ids.columns if str(c) in taken]
-        if clash:
-            raise CLIError(f"--id column {clash[0]!r} has the name of an output column of "
-                           "predict; rename it in the data")
+    if ids is not None:
+        check_id_columns(ids.columns, classes, proba=args.proba)
     pred = model.predict(X)
     proba = model.predict_proba(X) if args.proba else None
     if args.out is None:  # names from the model file escaped on stdout (a terminal, perhaps)

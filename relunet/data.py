@@ -314,6 +314,15 @@ def _jsonable(obj):
     return str(obj)
 
 
+def output_columns(classes, proba):
+    """The columns :func:`write_predictions` writes after the ids: ``prediction`` and, with
+    ``proba``, one per class named by the class (``p_prediction`` for a class so named)."""
+    names = ["prediction"]
+    if proba:
+        names += [str(c) if str(c) != "prediction" else "p_prediction" for c in classes]
+    return names
+
+
 def write_predictions(fh, pred, *, ids=None, proba=None, classes=None, text=None):
     """Predictions as CSV to an open text file: the id columns, ``prediction`` and, with
     ``proba`` of shape (N, K), one column per class named by the class (``p_prediction``
@@ -336,10 +345,7 @@ def write_predictions(fh, pred, *, ids=None, proba=None, classes=None, text=None
         (quoted if cr else plain).writerow(row)
 
     header = [] if ids is None else [str(c) for c in ids.columns]
-    header.append("prediction")
-    if proba is not None:
-        header += [str(c) if str(c) != "prediction" else "p_prediction" for c in classes]
-    write(header)
+    write(header + output_columns(classes, proba is not None))
     id_rows = None if ids is None else ids.to_numpy(dtype=object)
     for i in range(len(pred)):
         row = [] if id_rows is None else ["" if v is None or v != v else v for v in id_rows[i]]

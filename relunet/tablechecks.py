@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from .data import DataError
+from .data import DataError, output_columns
 
 __all__ = ["file_kind", "check_names", "check_quotes", "check_nested", "check_onehot_width",
            "check_prepared", "check_outputs", "MAX_ONEHOT"]
@@ -235,6 +235,18 @@ def check_prepared(model, X, ds=None):
     source = getattr(ds, "source", None) or "the data"
     raise DataError(f"{source}: {where} in data row {row}{value} is too large for the model: "
                     f"prepared, it overflows {dtype.name} (largest {np.finfo(dtype).max:.3g})")
+
+
+def check_id_columns(ids, classes, *, proba):
+    """Refuse an ``--id`` column named like a column predict writes (the output's header must
+    name each column once).  ``ids``: column names; ``proba``: whether the class columns
+    are written (at training: True, since any later ``predict --proba`` would clash)."""
+    taken = set(output_columns(classes, proba))
+    clash = [str(c) for c in ids if str(c) in taken]
+    if clash:
+        what = "'prediction'" if clash[0] == "prediction" else f"class {clash[0]!r}'s probability"
+        raise DataError(f"--id column {clash[0]!r} has the name of an output column of predict "
+                        f"({what}); rename it in the data")
 
 
 def check_outputs(inputs, outputs):

@@ -24,8 +24,8 @@ from .network import Params, as_generator, check_class_indices, forward, init_pa
 from .optim import SCHEDULES, SOLVERS, make_optimizer, make_schedule
 
 __all__ = ["TrainConfig", "EpochInfo", "Progress", "History", "Trainer", "TrainingDiverged",
-           "DivergenceWarning", "apply_stopping_rules", "auto_batch_size",
-           "check_input_range", "evaluate", "train"]
+           "DivergenceWarning", "apply_stopping_rules", "auto_batch_size", "check_growth",
+           "check_input_range", "evaluate", "train", "warn_if_diverged"]
 
 # An epoch is run in slices of about this many flops (6·D·H per example: the forward and the
 # backward GEMM, and the update), so that a slow epoch still reports progress a few times a
@@ -375,6 +375,50 @@ def apply_stopping_rules(trainer, info, snapshot):
     return stop
 
 
+def warn_if_diverged(trainer, n_classes, stacklevel=4):
+    """DivergenceWarning when training ended far worse than guessing.
+
+    The last epoch's training loss without the penalty (``trainer._reg()``) above
+    :data:`CHANCE_FACTOR` times log K, the loss of guessing every class equally likely, and
+    no validated best epoch.  Shared by :class:`Trainer` and
+    :class:`relunet.arrayapi.ArrayTrainer` (``history``, ``best_epoch``, ``config``).
+    """
+    if not trainer.history.epochs:
+        return
+    last = trainer.history.epochs[-1]
+    chance = math.log(max(n_classes, 2))
+    data_loss = last.train_loss - trainer._reg()  # a strong L2 penalty is no divergence
+    if trainer.best_epoch is None and data_loss > CHANCE_FACTOR * chance:
+        warnings.warn(
+            f"training diverged or oscillates: the training loss ended at "
+            f"{data_loss:.4g}, more than {CHANCE_FACTOR:g}x log K = {chance:.3g} (the "
+            f"loss of guessing every class equally likely); "
+            f"{_fix(trainer.config.learning_rate_init)}",
+            DivergenceWarning, stacklevel=stacklevel,
+        )
+
+
+def check_growth(trainer, loss, n_classes, starting_loss):
+    """TrainingDiverged when an epoch's training ``loss`` is more than
+    :data:`DIVERGED_FACTOR` times the larger of log K (the loss of guessing) and the first
+    epoch's loss -- in the first epoch, ``starting_loss()``, the loss of the weights it
+    started from (computed only then).  Shared by :class:`Trainer` and
+    :class:`relunet.arrayapi.ArrayTrainer`."""
+    chance = math.log(max(n_classes, 2))
+    if loss <= DIVERGED_FACTOR * chance:
+        return
+    if trainer.history.epochs:
+        start, what = trainer.history.epochs[0].train_loss, "first epoch's"
+    else:  # a huge loss from the start (unscaled inputs) is no divergence
+        start, what = float(starting_loss()), "starting"
+    reference = max(start, chance)
+    if loss > DIVERGED_FACTOR * reference:
+        raise TrainingDiverged(
+            f"the training loss rose to {loss:.4g}, more than {DIVERGED_FACTOR:g}x "
+            f"the {what} loss or log K ({reference:.3g}); the weights from before this "
+            f"epoch are kept; {_fix(trainer.config.learning_rate_init)}")
+
+
 class Trainer:
     """Trains one network; keeps its weights, optimizer state and history between calls.
 
@@ -630,38 +674,10 @@ class Trainer:
         return self
 
     def _warn_if_diverged(self):
-        if not self.history.epochs:
-            return
-        last = self.history.epochs[-1]
-        chance = math.log(max(self.shape[2], 2))
-        data_loss = last.train_loss - self._reg()  # a strong L2 penalty is no divergence
-        if self.best_epoch is None and data_loss > CHANCE_FACTOR * chance:
-            warnings.warn(
-                f"training diverged or oscillates: the training loss ended at "
-                f"{data_loss:.4g}, more than {CHANCE_FACTOR:g}x log K = {chance:.3g} (the "
-                f"loss of guessing every class equally likely); "
-                f"{_fix(self.config.learning_rate_init)}",
-                DivergenceWarning, stacklevel=3,
-            )
+        warn_if_diverged(self, self.shape[2])
 
     def _check_growth(self, loss, before, X, y, sw):
-        """TrainingDiverged when the epoch's training loss is more than :data:`DIVERGED_FACTOR`
-        times the larger of log K (the loss of guessing) and the first epoch's loss (in the
-        first epoch: the loss of the weights it started from, computed only then)."""
-        chance = math.log(max(self.shape[2], 2))
-        data_loss = loss  # with the epoch's penalty: small unless the loss itself is
-        if data_loss <= DIVERGED_FACTOR * chance:
-            return
-        if self.history.epochs:
-            start, what = self.history.epochs[0].train_loss, "first epoch's"
-        else:  # a huge loss from the start (unscaled inputs) is no divergence
-            start, what = float(_evaluate(before, X, y, sw)[0]), "starting"
-        reference = max(start, chance)
-        if data_loss > DIVERGED_FACTOR * reference:
-            raise TrainingDiverged(
-                f"the training loss rose to {data_loss:.4g}, more than {DIVERGED_FACTOR:g}x "
-                f"the {what} loss or log K ({reference:.3g}); the weights from before this "
-                f"epoch are kept; {_fix(self.config.learning_rate_init)}")
+        check_growth(self, loss, self.shape[2], lambda: _evaluate(before, X, y, sw)[0])
 
     # ------------------------------------------------------------------ bookkeeping
     def _epoch(self, X, y, sw, val, callback, progress):

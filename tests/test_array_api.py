@@ -197,9 +197,9 @@ WEIGHTED = {
 
 
 @needs_scipy_array_api
+@pytest.mark.parametrize("library", LIBRARIES)  # strict: what CuPy gets (no slices past the end)
 @pytest.mark.parametrize("name", WEIGHTED)
-def test_weights_and_early_stopping_on_torch_equal_numpy(blobs, name):
-    torch = _torch()
+def test_weights_and_early_stopping_on_other_arrays_equal_numpy(blobs, name, library):
     X, y = blobs
     extra, weighted = WEIGHTED[name]
     sw = np.random.default_rng(5).random(X.shape[0]) if weighted else None
@@ -207,9 +207,10 @@ def test_weights_and_early_stopping_on_torch_equal_numpy(blobs, name):
         sw[::7] = 0.0  # zero weights drop rows, in both loops
     kw = dict(dtype="float64", max_iter=6, random_state=2, batch_size=25, tol=0.0, **extra)
     ref = _fit_quietly(ReluNetClassifier(**kw), X, y, sample_weight=sw)
+    Xa, ya = LIBRARIES[library](X, y)
+    swa = None if sw is None else LIBRARIES[library](sw, y)[0]
     with _dispatch():
-        model = _fit_quietly(ReluNetClassifier(**kw), *_torch_data(X, y),
-                             sample_weight=None if sw is None else torch.asarray(sw))
+        model = _fit_quietly(ReluNetClassifier(**kw), Xa, ya, sample_weight=swa)
     np.testing.assert_allclose(_host(model.W1_), ref.W1_, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(model.loss_curve_, ref.loss_curve_, rtol=1e-13)
     if extra.get("early_stopping"):
@@ -535,3 +536,64 @@ def test_prediction_in_chunks_on_torch_equals_numpy():
         proba = model.predict_proba(_torch_data(X, y)[0])
     assert tuple(proba.shape) == (X.shape[0], 3)
     np.testing.assert_allclose(_host(proba), ref.predict_proba(X), rtol=1e-13, atol=1e-16)
+
+
+# ------------------------------------------------ divergence: one test body, both trainers
+
+
+def _trainer(backend, params, cfg):
+    from relunet.train import Trainer
+
+    if backend == "numpy":
+        return Trainer(params, cfg, rng=0), (lambda a: a)
+    return arrayapi.ArrayTrainer(_strict(*params), cfg, rng=np.random.default_rng(0),
+                                 xp=xp), (lambda a: xp.asarray(a))
+
+
+def _spiral(n=100, seed=0):
+    from relunet.datasets import make_spiral
+
+    return make_spiral(n, 3, rng=seed)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_a_loss_up_by_orders_of_magnitude_stops_and_undoes_the_epoch_on_each_trainer(backend):
+    # A learning rate of 1e4 takes the loss from ~1 to ~1e8, still finite: training must not
+    # "succeed".  Both trainers stop at DIVERGED_FACTOR x max(first epoch's loss, log K).
+    from relunet.optim import Constant
+    from relunet.train import TrainConfig, TrainingDiverged
+
+    X, y = _spiral()
+    cfg = TrainConfig(solver="sgd", batch_size=10, shuffle=False, learning_rate_init=0.01)
+    trainer, to = _trainer(backend, init_params(2, 8, 3, rng=0), cfg)
+    Xb, yb = to(X), to(y)
+    first = trainer.partial_fit(Xb, yb).train_loss
+    before = [np.asarray(W).copy() for W in trainer.params]
+    trainer.schedule = Constant(1e4)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2: the training loss rose to .*more "
+                                               r"than 1000x the first epoch's loss .*smaller "
+                                               r"learning rate"):
+        trainer.partial_fit(Xb, yb)
+    assert first < 2 * np.log(3)
+    for W, W0 in zip(trainer.params, before, strict=True):
+        np.testing.assert_array_equal(np.asarray(W), W0)
+    assert trainer.n_epochs == 1
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_a_blown_up_but_finite_end_warns_on_each_trainer(backend):
+    # A loss that ends far above log K (the loss of guessing) but never rises 1000-fold: a
+    # warning naming cause and fix, not silent success.  Huge starting weights and a
+    # negligible rate keep the loss at ~1e2-1e3 from the first epoch to the last.
+    from relunet.train import DivergenceWarning, TrainConfig
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((120, 6)), rng.integers(0, 3, 120)
+    big = [W * 300 for W in init_params(6, 8, 3, rng=1)]
+    cfg = TrainConfig(solver="sgd", batch_size=20, learning_rate_init=1e-12, alpha=0.0,
+                      max_iter=3, learning_rate="constant")
+    trainer, to = _trainer(backend, big, cfg)
+    with pytest.warns(DivergenceWarning, match=r"diverged .* log K .* smaller learning rate"):
+        trainer.fit(to(X), to(y))
+    assert trainer.n_epochs == 3  # ran to the end: the 1000x stop did not fire
+    assert trainer.history.epochs[-1].train_loss > 10 * np.log(3)

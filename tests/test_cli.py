@@ -857,13 +857,32 @@ def test_an_id_column_named_like_an_output_column_is_refused(capsys, tmp_path):
     X, y = blobs()
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
     df["prediction"] = [f"r{i}" for i in range(len(df))]
-    df["species"] = y
+    df["code"] = [f"c{i}" for i in range(len(df))]
+    df["species"] = y  # ant, bee, cow
     data = tmp_path / "d.csv"
     df.to_csv(data, index=False)
     model = tmp_path / "m.npz"
-    assert run(capsys, "train", data, "--id", "prediction", "--out", model, *FAST)[0] == 0
+    # at training, before any work (every later predict would fail)
+    code, out, err = run(capsys, "train", data, "--id", "prediction", "--target", "species",
+                         "--out", model, *FAST)
+    assert_error(code, err, "--id column 'prediction'", "output column")
+    assert not model.exists()
+    # a class's probability column ("ant" with --proba) clashes too
+    renamed = tmp_path / "r.csv"
+    df.rename(columns={"code": "ant"}).to_csv(renamed, index=False)
+    code, out, err = run(capsys, "train", renamed, "--id", "ant", "--target", "species",
+                         "--drop", "prediction", *FAST)
+    assert_error(code, err, "--id column 'ant'", "class 'ant'")
+    # at predict, an --id given there is checked against the columns written
+    assert run(capsys, "train", data, "--id", "code", "--target", "species", "--drop",
+               "prediction", "--out", model, *FAST)[0] == 0
     code, out, err = run(capsys, "predict", model, data, "--id", "prediction")
     assert_error(code, err, "--id column 'prediction'", "output column")
+    code, out, err = run(capsys, "predict", model, renamed, "--id", "ant", "--proba")
+    assert_error(code, err, "--id column 'ant'", "output column")
+    code, out, err = run(capsys, "predict", model, renamed, "--id", "ant")  # no class columns
+    assert code == 0, err
+    assert out.splitlines()[0] == "ant,prediction"
 
 
 def test_a_random_split_does_not_call_itself_stratified(capsys, tmp_path):
