@@ -999,7 +999,8 @@ def forward_rows(params, X, *, proba=False, chunk=PREDICT_CHUNK, n_threads=None)
     ----------
     params : Params
         W1 (D+1, H) and W2 (H+1, K).
-    X : array of shape (N, D), C-contiguous, of W1's dtype
+    X : array of shape (N, D)
+        Converted to a C-contiguous array of W1's dtype if it is not one.
     proba : bool
         Return ``softmax(f)`` instead of ``f`` (computed in place, block by block).
     chunk : int
@@ -1017,6 +1018,8 @@ def forward_rows(params, X, *, proba=False, chunk=PREDICT_CHUNK, n_threads=None)
         finite X, a pre-activation overflowed -- and the caller should check X itself.
     """
     W1, W2 = params
+    if X.dtype != W1.dtype or not X.flags.c_contiguous:  # one answer dtype at every size
+        X = np.ascontiguousarray(X, dtype=W1.dtype)
     n = X.shape[0]
     flops = 2.0 * n * W1.shape[1] * (W1.shape[0] + W2.shape[1])
     parts = 1

@@ -288,3 +288,19 @@ def _split_prediction(params, X):
 
     fastpath.MIN_FLOPS_PER_PREDICT_THREAD = 1.0
     return fastpath.predict_scores(params, X, n_threads=2)
+
+
+@pytest.mark.parametrize("n", [1, 5, 1030])  # one block; several blocks
+def test_forward_rows_answers_in_the_weights_dtype_for_any_input(n):
+    # float64 or Fortran-ordered X with float32 weights: converted, never a float64 answer
+    # at some sizes and an error at others
+    from relunet.fastpath import forward_rows
+
+    rng = np.random.default_rng(4)
+    params = Params(*(W.astype(np.float32) for W in init_params(6, 9, 3, rng=rng)))
+    X = rng.standard_normal((n, 6))
+    expected, _ = forward_rows(params, X.astype(np.float32), chunk=512)
+    for Z in (X, np.asfortranarray(X.astype(np.float32))):
+        out, finite = forward_rows(params, Z, chunk=512)
+        assert finite and out.dtype == np.float32
+        np.testing.assert_array_equal(out, expected)
