@@ -10,13 +10,16 @@ with a pause of ``--pause`` seconds (0.5) before each block: OpenBLAS's and onnx
 worker threads both spin-wait for a while after a call (OpenBLAS up to ~0.1 s), and a block
 started at once would share the cores with the other system's spinning threads (measured:
 both slowed by up to 2x at 10,000 rows).
-For each size it prints the median time per call of each, rows per second, relunet's
+
+For each size it prints the median time per call of each, rows per second, each system's
 GFLOP/s (2·n·D·H + 2·n·H·K per call) as a percentage of a 4096x4096 float32 ``np.dot``
 measured in the same run, relunet's throughput relative to onnxruntime's (> 1: relunet is
-faster), and how much memory relunet's call took beyond its input and output (peak RSS
-during the call minus RSS before it).
+faster), the sizes of input and output, and how much memory a call took beyond its input and
+output (peak RSS during the call minus RSS before it; onnxruntime: its first call at that
+size, since its arena keeps what it grew to; "-0" is a measured zero).
 
     python benchmarks/bench_predict.py [--hidden 256] [--rounds 5] [--threads 2]
+        [--sizes 1,100,10000,1000000] [--pause 0.5] [--markdown FILE]
 
 Uses ``ReluNetClassifier.predict_proba`` when the estimator exists, otherwise
 ``relunet.network.forward`` + ``softmax`` (which allocate whole (n, H) arrays).  Without
@@ -177,7 +180,7 @@ def main(argv=None):
     for n, t, t_onnx, rate, onnx_rate, in_mb, out_mb, extra_mb, onnx_mb in rows:
         lines.append(f"| {n:,} | {t:.3g} | {t_onnx:.3g} | {n / t:,.0f} | {n / t_onnx:,.0f} "
                      f"| {t_onnx / t:.2f}× | {100 * rate / peak:.0f}% "
-                     f"| {100 * onnx_rate / peak:.0f}% | {in_mb:.0f} "
+                     f"| {100 * onnx_rate / peak:.0f}% | {in_mb:.3g} "
                      f"| {out_mb:.2f} | {extra_mb:.0f} / {onnx_mb:.0f} |")
     lines += ["", "'extra peak memory' = peak RSS during a system's calls minus RSS before them "
               "minus the returned array: the temporaries of one call (onnxruntime: its first call "

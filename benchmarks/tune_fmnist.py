@@ -55,10 +55,15 @@ GRID = [
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    rows = "\n".join(f"  {i}: H={h} epochs={e} alpha={a:g} rate={r:g} batch={b}"
+                     for i, (h, e, a, r, b) in enumerate(GRID))
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="the grid (--rows picks among these):\n" + rows)
     p.add_argument("--fmnist", default=FMNIST_DEFAULT, metavar="DIR")
     p.add_argument("--out", metavar="FILE.json")
-    p.add_argument("--rows", type=int, nargs="*", help="only these rows of GRID (0-based)")
+    p.add_argument("--rows", type=int, nargs="+", choices=range(len(GRID)), metavar="I",
+                   help=f"only these rows of the grid (0 to {len(GRID) - 1}; default: all)")
     args = p.parse_args(argv)
     if not all(os.path.exists(os.path.join(args.fmnist, f)) for f in FILES):
         print(f"Fashion-MNIST not found in {args.fmnist} (--fmnist DIR)")
@@ -87,7 +92,9 @@ def main(argv=None):
         print(f"H={hidden} epochs={epochs} alpha={alpha:g} lr={lr:g} batch={batch}: "
               f"validation {acc:.4f} ({seconds:.0f} s)", flush=True)
     best = max(results, key=lambda r: r["validation_accuracy"])
-    print("best:", best)
+    print(f"best: H={best['hidden']} epochs={best['epochs']} alpha={best['alpha']:g} "
+          f"rate={best['learning_rate']:g} batch={best['batch_size']}: validation "
+          f"{best['validation_accuracy']:.4f}")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(results, fh, indent=1)

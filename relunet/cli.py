@@ -688,8 +688,8 @@ def cmd_train(args):
         require_matplotlib()
     ds = _load_training_data(args)
     _say(args, *describe(ds))
-    if args.quiet and label_line(ds) is not None:  # always say which column is the label
-        print(label_line(ds), file=sys.stderr)
+    if args.quiet and getattr(ds, "label", None) is not None:  # always say which column
+        print(label_line(ds), file=sys.stderr)  # of a table is the label (not --labels FILE)
     ds, note = complete_rows(ds, getattr(args, "impute", "median"))
     _say(args, *note)
     if ds.is_table:  # the one-hot columns must fit in memory

@@ -244,7 +244,8 @@ def check_id_columns(ids, classes, *, proba):
     taken = set(output_columns(classes, proba))
     clash = [str(c) for c in ids if str(c) in taken]
     if clash:
-        what = "'prediction'" if clash[0] == "prediction" else f"class {clash[0]!r}'s probability"
+        what = ("its predicted labels" if clash[0] == "prediction" else
+                f"the probabilities of class {clash[0]!r}, written by predict --proba")
         raise DataError(f"--id column {clash[0]!r} has the name of an output column of predict "
                         f"({what}); rename it in the data")
 

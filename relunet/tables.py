@@ -979,7 +979,59 @@ def read_for_model(path, model, names, table=None, *, labels=None, target=None,
         if not has_imputer(model):
             check_no_missing(ds, model=True)
         ds.notes = [n for n in ds.notes if "not used as a feature" not in n]
+        ds.notes += prediction_notes(model, ds, path,
+                                     [] if need_labels else table.get("ids") or [],
+                                     ids_given=bool(options.get("ids")))
     return ds
+
+
+def prediction_notes(model, ds, path, saved_ids=(), *, ids_given=False):
+    """Notes on what a table model does with rows it was not trained to expect.
+
+    Text values no category of the training had (the encoder's ``handle_unknown``: no known
+    category, or the infrequent one), rows with no values at all (predicted from the
+    imputed values alone), and the model's ``--id`` columns missing from the file (the
+    predictions then have no id columns).  Rows are 1-based data rows of ``path``.
+    """
+    import pandas as pd
+
+    notes = []
+    steps = getattr(model, "steps", None)
+    prepare = steps[0][1] if steps else None
+    encoder = getattr(prepare, "named_transformers_", {}).get("categorical")
+    X, rows = ds.X, getattr(ds, "rows", None)
+
+    def where(mask):
+        at = np.flatnonzero(mask)
+        numbers = (np.asarray(rows)[at] if rows is not None else at) + 1
+        shown = ", ".join(str(int(r)) for r in numbers[:5])
+        return f"{len(at)} row{'s' if len(at) != 1 else ''} (data row{'s' if len(at) != 1 else ''} " \
+               f"{shown}{', ...' if len(at) > 5 else ''})"
+
+    if encoder is not None and hasattr(encoder, "categories_"):
+        rare = getattr(encoder, "infrequent_categories_", None) or [None] * len(
+            encoder.categories_)
+        for col, known, few in zip(encoder.feature_names_in_, encoder.categories_, rare,
+                                   strict=True):
+            values = X[col]
+            present = values.notna().to_numpy()
+            unseen = present & ~values.isin([k for k in known if not pd.isna(k)]).to_numpy()
+            if unseen.any():
+                first = values[unseen].iloc[0]
+                how = ("as the training's rare values" if few is not None
+                       else "as no known category")
+                notes.append(f"column {str(col)!r}: {where(unseen)} with a value the training "
+                             f"never had (e.g. {str(first)!r}); encoded {how}")
+    if len(X) and X.shape[1]:
+        empty = X.isna().all(axis=1).to_numpy()
+        if empty.any():
+            notes.append(f"{where(empty)} with no values: predicted from the training's "
+                         "imputed values alone")
+    missing = [c for c in saved_ids if c not in (ds.ids.columns if ds.ids is not None else [])]
+    if missing and not ids_given:
+        notes.append(f"{path}: no column {_show(missing, 4)} (the model's --id): the "
+                     "predictions have no id column")
+    return notes
 
 
 def align_labels(y, classes):

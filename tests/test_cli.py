@@ -872,7 +872,7 @@ def test_an_id_column_named_like_an_output_column_is_refused(capsys, tmp_path):
     df.rename(columns={"code": "ant"}).to_csv(renamed, index=False)
     code, out, err = run(capsys, "train", renamed, "--id", "ant", "--target", "species",
                          "--drop", "prediction", *FAST)
-    assert_error(code, err, "--id column 'ant'", "class 'ant'")
+    assert_error(code, err, "--id column 'ant'", "probabilities of class 'ant'", "--proba")
     # at predict, an --id given there is checked against the columns written
     assert run(capsys, "train", data, "--id", "code", "--target", "species", "--drop",
                "prediction", "--out", model, *FAST)[0] == 0
@@ -925,3 +925,42 @@ def test_class_names_from_the_file_are_escaped_in_the_data_summary(capsys, tmp_p
     code, out, err = run(capsys, "train", data, *FAST)
     assert code == 0, err
     assert "\x1b" not in out and "\\x1b[31mant" in out
+
+
+def test_predict_notes_unseen_categories_empty_rows_and_missing_id_columns(capsys, tmp_path):
+    frame = penguins()
+    frame.to_csv(tmp_path / "p.csv", index=False, na_rep="NA")
+    model = tmp_path / "p.npz"
+    assert run(capsys, "train", tmp_path / "p.csv", "--target", "species", "--id", "rowid",
+               *FAST, "--out", model)[0] == 0
+    (tmp_path / "new.csv").write_text(
+        "island,bill_length_mm,bill_depth_mm,body_mass_g,sex\n"
+        "Atlantis,39.5,18.1,3650,male\n"
+        ",,,,\n"
+        "Biscoe,47,15,5000,female\n")
+    code, out, err = run(capsys, "predict", model, tmp_path / "new.csv")
+    assert code == 0, err
+    assert len(out.splitlines()) == 4  # header + every row, the empty one too
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert any("column 'island': 1 row (data row 1)" in n and "'Atlantis'" in n
+               and "no known category" in n for n in notes), err
+    assert any("1 row (data row 2) with no values" in n for n in notes), err
+    assert any("no column 'rowid' (the model's --id)" in n for n in notes), err
+    # rows the training knew: no notes
+    frame.drop(columns="species").head(5).to_csv(tmp_path / "known.csv", index=False)
+    code, out, err = run(capsys, "predict", model, tmp_path / "known.csv")
+    assert code == 0 and "note:" not in err, err
+
+
+def test_quiet_names_a_tables_label_column_but_not_a_labels_file(capsys, tmp_path):
+    X, y = blobs()
+    np.savetxt(tmp_path / "X.csv", X, delimiter=",", header="a,b,c,d", comments="")
+    np.savetxt(tmp_path / "y.txt", np.searchsorted(np.unique(y), y), fmt="%d")
+    code, out, err = run(capsys, "train", tmp_path / "X.csv", "--labels", tmp_path / "y.txt",
+                         "--quiet", *FAST)
+    assert code == 0, err
+    assert out == "" and "labels: from" not in err
+    pd.DataFrame(X, columns=list("abcd")).assign(kind=y).to_csv(tmp_path / "t.csv", index=False)
+    code, out, err = run(capsys, "train", tmp_path / "t.csv", "--quiet", *FAST)
+    assert code == 0, err
+    assert out == "" and "label: column 'kind'" in err
