@@ -418,7 +418,8 @@ def main(argv=None):
     p.add_argument("--skip-fmnist", action="store_true", help="only the small tables")
     p.add_argument("--skip-tables", action="store_true", help="only Fashion-MNIST")
     p.add_argument("--epochs", type=int, default=30,
-                   help="Fashion-MNIST epochs of relunet's defaults and the PyTorch recipe (default: %(default)s)")
+                   help="Fashion-MNIST epochs of relunet's defaults and the PyTorch recipe "
+                        "(default: %(default)s)")
     p.add_argument("--hidden", type=int, nargs="*", default=[256, 1024],
                    help="hidden units of the relunet CLI-defaults rows (default: %(default)s)")
     p.add_argument("--torch-hidden", type=int, nargs="*", default=[256, 1024],
@@ -426,7 +427,8 @@ def main(argv=None):
     p.add_argument("--no-tuned", dest="tuned", action="store_false",
                    help="leave out the relunet tuned rows")
     p.add_argument("--mlp-epochs", type=int, default=200,
-                   help="at most this many MLPClassifier epochs on Fashion-MNIST (0: none) (default: %(default)s)")
+                   help="at most this many MLPClassifier epochs on Fashion-MNIST (0: none; "
+                        "default: %(default)s)")
     p.add_argument("--torch-tables", action="store_true",
                    help="also the PyTorch recipe on the small tables (slow: Python per batch)")
     p.add_argument("--target", type=float, default=0.89,

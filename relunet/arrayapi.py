@@ -729,8 +729,8 @@ def _scores(estimator, X, method):
     n = X.shape[0]
     if n <= _PREDICT_CHUNK:
         return xp, forward(params, X)[0]
-    parts = [forward(params, X[s : s + _PREDICT_CHUNK, ...])[0]
-             for s in range(0, n, _PREDICT_CHUNK)]
+    parts = [forward(params, X[s : min(s + _PREDICT_CHUNK, n), ...])[0]  # no stops past
+             for s in range(0, n, _PREDICT_CHUNK)]  # the end: not in the standard
     return xp, xp.concat(parts, axis=0)
 
 

@@ -945,8 +945,7 @@ def cmd_predict(args):
     ds, X = _model_data(args, model, need_labels=False)
     check_prepared(model, X, ds)
     ids = ds.ids if ds.is_table else None
-    if ids is not None:
-        check_id_columns(ids.columns, classes, proba=args.proba)
+    check_id_columns([] if ids is None else ids.columns, classes, proba=args.proba)
     pred = model.predict(X)
     proba = model.predict_proba(X) if args.proba else None
     if args.out is None:  # names from the model file escaped on stdout (a terminal, perhaps)

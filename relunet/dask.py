@@ -1150,7 +1150,8 @@ def train_from_files(pattern, *, target, address=None, scale="standard", out=Non
     return model, info
 
 
-_NOT_WITH_DASK = ("labels", "dataset", "test_data", "test_labels", "plots")
+_NOT_WITH_DASK = ("labels", "dataset", "test_data", "test_labels", "plots", "ids", "drop",
+                  "sep", "decimal", "class_weight")
 
 
 def run_cli(args):
@@ -1163,7 +1164,9 @@ def run_cli(args):
 
     from .data import atomic_path
 
-    used = [f"--{name.replace('_', '-')}" for name in _NOT_WITH_DASK if getattr(args, name, None)]
+    flag = {"ids": "--id"}
+    used = [flag.get(name, f"--{name.replace('_', '-')}") for name in _NOT_WITH_DASK
+            if getattr(args, name, None)]
     if getattr(args, "early_stopping", False):
         used.append("--early-stopping")
     if used:
@@ -1175,7 +1178,8 @@ def run_cli(args):
         model, info = train_from_files(
             args.data, target=args.target, address=args.dask, scale=args.scale,
             hidden_units=args.hidden, max_iter=args.epochs, batch_size=args.batch_size,
-            learning_rate_init=args.learning_rate, alpha=args.alpha, solver=args.solver,
+            learning_rate_init=args.learning_rate, learning_rate=args.schedule,
+            momentum=args.momentum, alpha=args.alpha, solver=args.solver, dtype=args.dtype,
             random_state=args.seed, out=args.out,
         )
     if not args.quiet:

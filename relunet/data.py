@@ -319,8 +319,13 @@ def output_columns(classes, proba):
     ``proba``, one per class named by the class (``p_prediction`` for a class so named)."""
     names = ["prediction"]
     if proba:
-        names += [str(c) if str(c) != "prediction" else "p_prediction" for c in classes]
+        names += [class_column(c) for c in classes]
     return names
+
+
+def class_column(c):
+    """The name of class ``c``'s probability column in predictions."""
+    return str(c) if str(c) != "prediction" else "p_prediction"
 
 
 def write_predictions(fh, pred, *, ids=None, proba=None, classes=None, text=None):

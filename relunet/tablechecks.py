@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from .data import DataError, output_columns
+from .data import DataError, class_column
 
 __all__ = ["file_kind", "check_names", "check_quotes", "check_nested", "check_onehot_width",
            "check_prepared", "check_outputs", "MAX_ONEHOT"]
@@ -238,15 +238,31 @@ def check_prepared(model, X, ds=None):
 
 
 def check_id_columns(ids, classes, *, proba):
-    """Refuse an ``--id`` column named like a column predict writes (the output's header must
-    name each column once).  ``ids``: column names; ``proba``: whether the class columns
-    are written (at training: True, since any later ``predict --proba`` would clash)."""
-    taken = set(output_columns(classes, proba))
-    clash = [str(c) for c in ids if str(c) in taken]
-    if clash:
-        what = ("its predicted labels" if clash[0] == "prediction" else
-                f"the probabilities of class {clash[0]!r}, written by predict --proba")
-        raise DataError(f"--id column {clash[0]!r} has the name of an output column of predict "
+    """Refuse a predictions header that would name a column twice: an ``--id`` column named
+    like a column predict writes, an ``--id`` given twice, or two classes whose probability
+    columns share a name.  ``ids``: column names; ``proba``: whether the class columns are
+    written (at training: True, since any later ``predict --proba`` would clash)."""
+    ids = [str(c) for c in ids]
+    twice = [c for k, c in enumerate(ids) if c in ids[:k]]
+    if twice:
+        raise DataError(f"--id column {twice[0]!r} is given twice; give it once")
+    by_name = {}
+    for c in classes if proba else ():
+        by_name.setdefault(class_column(c), []).append(str(c))
+    shared = [(name, owners) for name, owners in by_name.items() if len(owners) > 1]
+    if shared:
+        name, owners = shared[0]
+        raise DataError(f"classes {owners[0]!r} and {owners[1]!r} would both be named {name!r} "
+                        "in the probability columns of predict --proba; rename one of them "
+                        "in the data")
+    for c in ids:
+        if c == "prediction":
+            what = "its predicted labels"
+        elif c in by_name:
+            what = f"the probabilities of class {by_name[c][0]!r}, written by predict --proba"
+        else:
+            continue
+        raise DataError(f"--id column {c!r} has the name of an output column of predict "
                         f"({what}); rename it in the data")
 
 

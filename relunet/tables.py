@@ -1005,8 +1005,8 @@ def prediction_notes(model, ds, path, saved_ids=(), *, ids_given=False):
         at = np.flatnonzero(mask)
         numbers = (np.asarray(rows)[at] if rows is not None else at) + 1
         shown = ", ".join(str(int(r)) for r in numbers[:5])
-        return f"{len(at)} row{'s' if len(at) != 1 else ''} (data row{'s' if len(at) != 1 else ''} " \
-               f"{shown}{', ...' if len(at) > 5 else ''})"
+        plural = "s" if len(at) != 1 else ""
+        return f"{len(at)} row{plural} (data row{plural} {shown}{', ...' if len(at) > 5 else ''})"
 
     if encoder is not None and hasattr(encoder, "categories_"):
         rare = getattr(encoder, "infrequent_categories_", None) or [None] * len(

@@ -525,17 +525,22 @@ def test_pipeline_trained_on_torch_saves_and_loads(blobs, tmp_path):
 
 
 @needs_scipy_array_api
-def test_prediction_in_chunks_on_torch_equals_numpy():
+@pytest.mark.parametrize("library", LIBRARIES)  # strict: no slice may stop past the end
+def test_prediction_in_chunks_on_other_arrays_equals_numpy(library):
     """More rows than one forward pass takes (relunet.arrayapi._PREDICT_CHUNK)."""
     rng = np.random.default_rng(8)
     X, y = rng.standard_normal((arrayapi._PREDICT_CHUNK + 123, 3)), rng.integers(0, 3, 8315)
     ref = _fit_quietly(ReluNetClassifier(max_iter=1, random_state=0, dtype="float64",
                                          hidden_units=4), X[:200], y[:200])
-    model = arrayapi.to_device(ref, _torch(), "cpu")
+    Xa, ya = LIBRARIES[library](X, y)
     with _dispatch():
-        proba = model.predict_proba(_torch_data(X, y)[0])
+        model = _fit_quietly(ReluNetClassifier(max_iter=1, random_state=0, dtype="float64",
+                                               hidden_units=4), Xa[:200, ...], ya[:200])
+        proba = model.predict_proba(Xa)
+        labels = model.predict(Xa)
     assert tuple(proba.shape) == (X.shape[0], 3)
-    np.testing.assert_allclose(_host(proba), ref.predict_proba(X), rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(_host(proba), ref.predict_proba(X), rtol=1e-11, atol=1e-14)
+    np.testing.assert_array_equal(_host(labels), ref.predict(X))
 
 
 # ------------------------------------------------ divergence: one test body, both trainers

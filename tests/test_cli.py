@@ -964,3 +964,25 @@ def test_quiet_names_a_tables_label_column_but_not_a_labels_file(capsys, tmp_pat
     code, out, err = run(capsys, "train", tmp_path / "t.csv", "--quiet", *FAST)
     assert code == 0, err
     assert out == "" and "label: column 'kind'" in err
+
+
+def test_a_predictions_header_never_names_a_column_twice(capsys, tmp_path):
+    X, y = blobs()
+    df = pd.DataFrame(X, columns=list("abcd"))
+    df["rid"] = [f"r{i}" for i in range(len(df))]
+    df["kind"] = np.where(y == "ant", "prediction", np.where(y == "bee", "p_prediction", "cow"))
+    df.to_csv(tmp_path / "d.csv", index=False)
+    model = tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", tmp_path / "d.csv", "--id", "rid", "--id", "rid",
+                         *FAST)
+    assert_error(code, err, "--id column 'rid' is given twice")
+    assert run(capsys, "train", tmp_path / "d.csv", "--target", "kind", "--drop", "rid",
+               "--out", model, *FAST)[0] == 0  # labels alone: fine
+    code, out, err = run(capsys, "predict", model, tmp_path / "d.csv")
+    assert code == 0, err
+    code, out, err = run(capsys, "predict", model, tmp_path / "d.csv", "--proba")
+    assert_error(code, err, "classes 'p_prediction' and 'prediction'", "'p_prediction'")
+    assert out == ""
+    code, out, err = run(capsys, "predict", model, tmp_path / "d.csv", "--id", "rid", "--id",
+                         "rid")
+    assert_error(code, err, "given twice")

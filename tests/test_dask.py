@@ -505,6 +505,8 @@ def test_cli_train_dask_errors_are_one_line(client, parquet_parts, capsys):
         (["--target", "digit", "--dask", "local:x"], "local:N needs a number of workers"),
         (["--target", "digit", "--labels", "y.npy", "--dask", here],
          "--dask does not support --labels"),
+        (["--target", "digit", "--id", "prediction", "--drop", "x0", "--dask", here],
+         "--dask does not support --id, --drop"),
     ]
     for extra, message in cases:
         assert main(["train", str(folder / "part-*.parquet"), *extra]) != 0
