@@ -52,9 +52,9 @@ from .train import (
     EpochInfo,
     History,
     TrainingDiverged,
-    _fix,
     apply_stopping_rules,
     auto_batch_size,
+    blew_up,
     check_growth,
     stratified_split,
     warn_if_diverged,
@@ -391,9 +391,7 @@ class ArrayTrainer:
         loss = self._run_epoch(X, y, sw)
         try:  # noticed once per epoch: roll the whole epoch back
             if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss} (the weights blew up: each step overshot further "
-                    f"than the last); {_fix(self.config.learning_rate_init)}")
+                raise blew_up(loss, self.config.learning_rate_init)
             check_growth(self, loss, self.params.W2.shape[1],
                          lambda: self._evaluate(X, y, sw, params=snapshot[0])[0])
         except TrainingDiverged as exc:
@@ -473,7 +471,7 @@ class ArrayTrainer:
         if self._best_params is not None:
             _assign(xp, self.params, self._best_params)
         self._best_params = None
-        warn_if_diverged(self, self.params.W2.shape[1], stacklevel=3)
+        warn_if_diverged(self, self.params.W2.shape[1])
         return self
 
 

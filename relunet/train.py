@@ -24,8 +24,8 @@ from .network import Params, as_generator, check_class_indices, forward, init_pa
 from .optim import SCHEDULES, SOLVERS, make_optimizer, make_schedule
 
 __all__ = ["TrainConfig", "EpochInfo", "Progress", "History", "Trainer", "TrainingDiverged",
-           "DivergenceWarning", "apply_stopping_rules", "auto_batch_size", "check_growth",
-           "check_input_range", "evaluate", "train", "warn_if_diverged"]
+           "DivergenceWarning", "apply_stopping_rules", "auto_batch_size", "blew_up",
+           "check_growth", "check_input_range", "evaluate", "train", "warn_if_diverged"]
 
 # An epoch is run in slices of about this many flops (6·D·H per example: the forward and the
 # backward GEMM, and the update), so that a slow epoch still reports progress a few times a
@@ -375,7 +375,13 @@ def apply_stopping_rules(trainer, info, snapshot):
     return stop
 
 
-def warn_if_diverged(trainer, n_classes, stacklevel=4):
+def blew_up(loss, learning_rate_init):
+    """The TrainingDiverged for a non-finite training ``loss`` (cause and fix named)."""
+    return TrainingDiverged(f"the loss became {loss} (the weights blew up: each step "
+                            f"overshot further than the last); {_fix(learning_rate_init)}")
+
+
+def warn_if_diverged(trainer, n_classes, stacklevel=3):
     """DivergenceWarning when training ended far worse than guessing.
 
     The last epoch's training loss without the penalty (``trainer._reg()``) above
@@ -573,7 +579,7 @@ class Trainer:
                                     None if sw is None else sw[start:end], None, cfg.alpha,
                                     self.optimizer, lr)
             if not math.isfinite(t):
-                raise TrainingDiverged(f"the loss became {t}")
+                raise blew_up(t, cfg.learning_rate_init)
             total, weight, hits, done = total + t, weight + w, hits + ws.epoch_hits, end
             self.n_samples_seen += end - start
             if progress is not None and progress(Progress(
@@ -670,14 +676,8 @@ class Trainer:
             for W, best in zip(self.params, self._best_params, strict=True):
                 W[...] = best
         self._best_params = None
-        self._warn_if_diverged()
-        return self
-
-    def _warn_if_diverged(self):
         warn_if_diverged(self, self.shape[2])
-
-    def _check_growth(self, loss, before, X, y, sw):
-        check_growth(self, loss, self.shape[2], lambda: _evaluate(before, X, y, sw)[0])
+        return self
 
     # ------------------------------------------------------------------ bookkeeping
     def _epoch(self, X, y, sw, val, callback, progress):
@@ -700,16 +700,12 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 loss, accuracy, stopped = self._run_epoch(X, y, sw, progress)
             if not math.isfinite(loss):
-                raise TrainingDiverged(f"the loss became {loss}")
+                raise blew_up(loss, self.config.learning_rate_init)
             self._check_optimizer(lr)
-            self._check_growth(loss, snapshot[0], X, y, sw)
+            check_growth(self, loss, self.shape[2], lambda: _evaluate(snapshot[0], X, y, sw)[0])
         except TrainingDiverged as exc:
             undo()
-            text = str(exc)
-            if "the loss became" in text:
-                text += (" (the weights blew up: each step overshot further than the last)"
-                         f"; {_fix(self.config.learning_rate_init)}")
-            raise TrainingDiverged(f"training diverged in epoch {self.n_epochs + 1}: {text}") \
+            raise TrainingDiverged(f"training diverged in epoch {self.n_epochs + 1}: {exc}") \
                 from None
         except KeyboardInterrupt:
             undo()
