@@ -89,18 +89,25 @@ def _time_to(curve, target):
 # ------------------------------------------------------------------------ Fashion-MNIST
 
 
-def relunet_cli_fmnist(folder, hidden, epochs, extra=()):
-    paths = [os.path.join(folder, f) for f in FILES]
+def relunet_train(*argv):
+    """``relunet train *argv --metrics FILE --quiet`` in a subprocess: (metrics, wall s)."""
     with tempfile.TemporaryDirectory() as tmp:
         metrics = os.path.join(tmp, "m.json")
-        size = [] if hidden is None else ["--hidden", str(hidden), "--epochs", str(epochs)]
-        cmd = [*RELUNET, "train", paths[0], "--labels", paths[1], "--test-data", paths[2],
-               "--test-labels", paths[3], *size, "--metrics", metrics, "--quiet", *extra]
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        done = subprocess.run([*RELUNET, "train", *argv, "--metrics", metrics, "--quiet"],
+                              capture_output=True, text=True)
         wall = time.perf_counter() - t0
+        if done.returncode != 0:
+            raise RuntimeError(f"relunet train failed: {done.stderr.strip()}")
         with open(metrics) as fh:
-            m = json.load(fh)
+            return json.load(fh), wall
+
+
+def relunet_cli_fmnist(folder, hidden, epochs, extra=()):
+    paths = [os.path.join(folder, f) for f in FILES]
+    size = [] if hidden is None else ["--hidden", str(hidden), "--epochs", str(epochs)]
+    m, wall = relunet_train(paths[0], "--labels", paths[1], "--test-data", paths[2],
+                            "--test-labels", paths[3], *size, *extra)
     curve = [(r["seconds"], r.get("test_accuracy")) for r in m["history"]]
     return {"accuracy": m["test_accuracy"], "seconds": _train_seconds(curve), "wall": wall,
             "curve": curve}
@@ -275,16 +282,11 @@ PENGUIN_TEXT = ["island", "sex"]
 def relunet_cli_table(train, test, target, seed=0):
     """``relunet train`` (defaults) on a table written as CSV files: (accuracy, fit seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
-        paths = [os.path.join(tmp, name) for name in ("train.csv", "test.csv", "m.json")]
+        paths = [os.path.join(tmp, name) for name in ("train.csv", "test.csv")]
         train.to_csv(paths[0], index=False, na_rep="NA")
         test.to_csv(paths[1], index=False, na_rep="NA")
-        done = subprocess.run([*RELUNET, "train", paths[0], "--test-data", paths[1],
-                               "--target", target, "--seed", str(seed), "--metrics", paths[2],
-                               "--quiet"], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"relunet train failed: {done.stderr.strip()}")
-        with open(paths[2]) as fh:
-            m = json.load(fh)
+        m, _ = relunet_train(paths[0], "--test-data", paths[1], "--target", target, "--seed",
+                             str(seed))
     return m["test_accuracy"], m["fit_seconds"]
 
 
