@@ -909,8 +909,39 @@ def _standardize_block(X, shift, scale):
     return (np.asarray(X, dtype=np.float64) - shift) / scale
 
 
-def _n_rows_block(X):
-    return np.full((1, 1), X.shape[0], dtype=np.int64)
+def _block_moments(X, kind):
+    """One block's ``(n, a, b)``: ``kind="standard"``: row count, column means and sums of
+    squared deviations from them; ``"minmax"``: row count, column minima and maxima.  An
+    empty block gives ``(0, None, None)`` (dask's own reductions gave NaN or failed on one:
+    an empty file in a glob)."""
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    if n == 0:
+        return 0, None, None
+    if kind == "standard":
+        mean = X.mean(axis=0)
+        return n, mean, ((X - mean) ** 2).sum(axis=0)
+    return n, X.min(axis=0), X.max(axis=0)
+
+
+def _combine_moments(moments, kind, D):
+    """All blocks' ``(n, a, b)`` in order -> ``(N, a, b)`` over the whole data.  Means and
+    squared deviations merge by Chan, Golub & LeVeque's pairwise update ("Algorithms for
+    computing the sample variance", 1983), blocks in their order (deterministic)."""
+    N, a, b = 0, np.zeros(D), np.zeros(D)
+    if kind != "standard":
+        a, b = np.full(D, np.inf), np.full(D, -np.inf)
+    for n, a_i, b_i in moments:
+        if n == 0:
+            continue
+        if kind == "standard":
+            delta = a_i - a
+            a = a + delta * (n / (N + n))
+            b = b + b_i + delta**2 * (N * n / (N + n))
+        else:
+            a, b = np.minimum(a, a_i), np.maximum(b, b_i)
+        N += n
+    return N, a, b
 
 
 def _bad_cell(X):
@@ -944,22 +975,22 @@ def _fit_scaler(X, kind, names, also=()):
 
     ``also``: more dask objects computed in the same pass; their values are returned last.
     """
-    from dask import compute
+    from dask import compute, delayed
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     D = X.shape[1]
-    X = X.astype(np.float64)
-    N = X.map_blocks(_n_rows_block, chunks=((1,) * X.numblocks[0], (1,)), dtype=np.int64).sum()
     tiny = 10 * np.finfo(np.float64).eps  # scikit-learn's rule for a constant column
-
+    moments = [delayed(_block_moments)(block, kind) for block in X.to_delayed().ravel()]
+    moments, also = compute(moments, list(also))
+    N, a, b = _combine_moments(moments, kind, D)
     if kind == "standard":
-        mean, var, N, also = compute(X.mean(axis=0), X.var(axis=0), N, list(also))
+        mean, var = a, b / max(N, 1)
         scaler = StandardScaler()
         scaler.mean_, scaler.var_ = mean, var
         scaler.scale_ = np.where(np.sqrt(var) < tiny, 1.0, np.sqrt(var))
         shift, scale = mean, scaler.scale_
     else:
-        low, high, N, also = compute(X.min(axis=0), X.max(axis=0), N, list(also))
+        low, high = a, b
         scaler = MinMaxScaler()
         scaler.data_min_, scaler.data_max_ = low, high
         scaler.data_range_ = high - low

@@ -133,7 +133,7 @@ def save(model, path, *, table=None):
         "format": _FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "relunet_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "model": "Pipeline" if prep_steps is not None else type(clf).__name__,
         "hyperparameters": _jsonable(params),
         "classes": [_scalar(c) for c in classes.tolist()],

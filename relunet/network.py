@@ -58,22 +58,30 @@ def _namespace(*arrays):
     """NumPy for NumPy inputs (the fast, common case); otherwise their array-API namespace."""
     if all(isinstance(a, np.ndarray | np.generic | numbers.Number) for a in arrays):
         return np
+    return _compat().array_namespace(*arrays)
+
+
+def _compat():
+    """array-api-compat: the installed package, else scikit-learn's vendored copy (the one
+    its ``array_api_dispatch`` uses), else a TypeError saying what to install."""
     try:
-        from array_api_compat import array_namespace
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise TypeError(
-            "relunet got non-NumPy arrays; install 'array-api-compat' to use other array libraries"
-        ) from exc
-    return array_namespace(*arrays)
+        import array_api_compat
+    except ImportError:
+        try:
+            from sklearn.externals import array_api_compat
+        except ImportError as exc:  # pragma: no cover - scikit-learn < 1.6 and no package
+            raise TypeError(
+                "relunet got non-NumPy arrays; install 'array-api-compat' to use other "
+                "array libraries"
+            ) from exc
+    return array_api_compat
 
 
 def _arange(xp, n, *, like):
     """``arange(n)`` on the device of ``like`` (GPU arrays must not meet host arrays)."""
     if xp is np:
         return np.arange(n)
-    from array_api_compat import device
-
-    return xp.arange(n, device=device(like))
+    return xp.arange(n, device=_compat().device(like))
 
 
 def _relu(xp, z):
@@ -81,9 +89,7 @@ def _relu(xp, z):
     host scalar there on every call (a host-to-device copy per training step)."""
     if xp is np:
         return np.maximum(z, 0)
-    from array_api_compat import device
-
-    return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=device(z)))
+    return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=_compat().device(z)))
 
 
 def as_generator(rng=None) -> np.random.Generator:

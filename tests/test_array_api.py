@@ -2,9 +2,13 @@
 
 ``array_api_strict`` implements the array API standard and nothing more, so passing it proves
 the code uses only standard operations (what CuPy or PyTorch CUDA arrays get); its two
-devices stand in for host and GPU.  PyTorch CPU tensors are the real library.  The estimator
+devices stand in for host and GPU.  PyTorch CPU tensors are the real library; the same test
+bodies also run on PyTorch CUDA tensors and CuPy arrays where the machine has a GPU (skipped,
+with that reason, elsewhere: CI has none; they were run on an H200, see README).  The estimator
 tests need scikit-learn's ``array_api_dispatch``, hence SCIPY_ARRAY_API=1 (tests/conftest.py).
 """
+
+import sys
 
 import numpy as np
 import pytest
@@ -41,6 +45,24 @@ def test_loss_and_grads_on_strict_arrays_equal_numpy(problem, weighted):
     for g, g_s in zip(grads, grads_s, strict=True):
         assert isinstance(g_s, type(Xs))
         np.testing.assert_allclose(np.asarray(g_s), g, rtol=1e-13, atol=1e-15)
+
+
+def test_without_array_api_compat_scikit_learns_vendored_copy_serves(problem, monkeypatch):
+    """Found on a GPU machine: array-api-compat absent, the fit under array_api_dispatch
+    failed in its first epoch, though scikit-learn (which that dispatch needs) carries its
+    own copy."""
+    vendored = pytest.importorskip("sklearn.externals.array_api_compat",
+                                   reason="scikit-learn without a vendored array-api-compat")
+    monkeypatch.setitem(sys.modules, "array_api_compat", None)  # import raises ImportError
+    X, y, params, sw = problem
+    from relunet.network import _compat
+
+    assert _compat() is vendored
+    L, grads = loss_and_grads(params, X, y, 0.05, sample_weight=sw)
+    L_s, grads_s = loss_and_grads(_strict(*params), xp.asarray(X), xp.asarray(y), 0.05,
+                                  sample_weight=xp.asarray(sw))
+    assert L_s == pytest.approx(L, rel=1e-14)
+    np.testing.assert_allclose(np.asarray(grads_s[0]), grads[0], rtol=1e-13, atol=1e-15)
 
 
 def test_forward_softmax_and_loss_on_strict_arrays(problem):
@@ -155,7 +177,24 @@ def _torch_data(X, y):
     return torch.asarray(X), torch.asarray(y)
 
 
-LIBRARIES = {"array_api_strict": _strict_data, "torch": _torch_data}
+def _torch_cuda_data(X, y):
+    torch = _torch()
+    if not torch.cuda.is_available():
+        pytest.skip("torch finds no CUDA device on this machine")
+    return torch.asarray(X, device="cuda"), torch.asarray(y, device="cuda")
+
+
+def _cupy_data(X, y):
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (GPU machines only)")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # CuPy without a driver or a device
+        pytest.skip("CuPy finds no CUDA device on this machine")
+    return cupy.asarray(X), cupy.asarray(y)
+
+
+LIBRARIES = {"array_api_strict": _strict_data, "torch": _torch_data,
+             "torch-cuda": _torch_cuda_data, "cupy": _cupy_data}
 
 
 @needs_scipy_array_api

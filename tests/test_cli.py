@@ -74,6 +74,7 @@ def write_dataset(tmp_path, fmt, X=None, y=None, stem="d"):
         df.to_csv(path, sep="\t" if fmt == "tsv" else ",", index=False)
         return [path]
     if fmt == "parquet":
+        pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow (relunet[parquet])")
         df.to_parquet(tmp_path / f"{stem}.parquet")
         return [tmp_path / f"{stem}.parquet"]
     if fmt == "npy":
@@ -207,7 +208,7 @@ def test_scale_choices_travel_with_the_model(capsys, tmp_path):
 
 
 def test_plots_for_spiral_and_digits(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="plots need matplotlib (relunet[plot])")
     code, out, err = run(capsys, "train", "--dataset", "spiral", "--epochs", "20",
                          "--plots", tmp_path / "spiral", "--quiet")
     assert code == 0, err
@@ -773,6 +774,7 @@ def test_year_as_last_column_is_refused_with_the_candidates(capsys, tmp_path):
 def test_parquet_index_as_id_in_train_and_predict(capsys, tmp_path):
     frame = penguins().drop(columns="rowid")
     frame.index = pd.Index([f"P{i:03d}" for i in range(len(frame))], name="penguin_id")
+    pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow (relunet[parquet])")
     frame.to_parquet(tmp_path / "p.parquet")
     model = tmp_path / "p.npz"
     code, out, err = run(capsys, "train", tmp_path / "p.parquet", "--target", "species",
@@ -786,6 +788,7 @@ def test_parquet_index_as_id_in_train_and_predict(capsys, tmp_path):
 
 
 def test_labels_file_is_named_and_plots_path_has_one_slash(capsys, tmp_path):
+    pytest.importorskip("matplotlib", reason="plots need matplotlib (relunet[plot])")
     data = write_dataset(tmp_path, "npy")
     code, out, err = run(capsys, "train", *data, "--epochs", "2", "--hidden", "4",
                          "--plots", f"{tmp_path / 'plots'}/")

@@ -16,6 +16,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import relunet  # noqa: E402
 from relunet import ReluNetClassifier  # noqa: E402
@@ -573,14 +574,49 @@ def test_cli_bad_files_are_named_by_column_and_row(client, parquet_parts, tmp_pa
         assert message in err and "unexpected" not in err and err.count("\n") == 1, err
 
 
-def test_cli_empty_parquet_file_trains_and_saves(client, parquet_parts, tmp_path, capsys):
+@pytest.mark.parametrize("scale", ["standard", "minmax"])
+def test_cli_empty_parquet_file_trains_and_saves(client, parquet_parts, tmp_path, capsys,
+                                                 scale):
+    # dask's own mean/var gave NaN on an empty block (dask < 2026.1) and its min/max failed
+    # on one ("all the input array dimensions ... must match"): relunet merges per-file
+    # moments itself
     from relunet import load
     from relunet.cli import main
 
     _, df = parquet_parts
-    df.iloc[:200].to_parquet(tmp_path / "a.parquet")
-    df.iloc[:0].to_parquet(tmp_path / "b.parquet")
+    df.iloc[:0].to_parquet(tmp_path / "a.parquet")
+    df.iloc[:200].to_parquet(tmp_path / "b.parquet")
+    df.iloc[:0].to_parquet(tmp_path / "c.parquet")
     out = tmp_path / "m.npz"
     assert main(["train", str(tmp_path / "*.parquet"), "--target", "digit", "--epochs", "3",
-                 "--dask", client.scheduler.address, "--out", str(out)]) == 0
-    assert load(out).predict(df.iloc[:5].drop(columns="digit")).shape == (5,)
+                 "--scale", scale, "--dask", client.scheduler.address,
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    model = load(out)
+    assert model.predict(df.iloc[:5].drop(columns="digit")).shape == (5,)
+    X = df.iloc[:200].drop(columns="digit").to_numpy(np.float64)
+    scaler = model[0]
+    if scale == "standard":  # scikit-learn's StandardScaler on the same rows, independently
+        reference = StandardScaler().fit(X)
+        np.testing.assert_allclose(scaler.mean_, reference.mean_, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(scaler.var_, reference.var_, rtol=1e-12, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(scaler.data_min_, X.min(axis=0))
+        np.testing.assert_array_equal(scaler.data_max_, X.max(axis=0))
+
+
+def test_merged_block_moments_equal_numpy_on_the_whole_data():
+    from relunet.dask import _block_moments, _combine_moments
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(1e4, 3.0, (500, 4))  # a large mean: the naive sum of squares loses digits
+    cuts = [0, 0, 7, 7, 250, 499, 500, 500]
+    for kind in ("standard", "minmax"):
+        parts = [_block_moments(X[lo:hi], kind) for lo, hi in zip(cuts, cuts[1:])]
+        N, a, b = _combine_moments(parts, kind, 4)
+        assert N == 500
+        if kind == "standard":
+            np.testing.assert_allclose(a, X.mean(axis=0), rtol=1e-14)
+            np.testing.assert_allclose(b / N, X.var(axis=0), rtol=1e-10)
+        else:
+            np.testing.assert_array_equal(a, X.min(axis=0))
+            np.testing.assert_array_equal(b, X.max(axis=0))

@@ -38,7 +38,9 @@ def write_idx(path, array, *, compress=False):
 
 
 def frame():
-    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    # a copy: without pandas' copy-on-write (pandas < 3) the frame shares X's memory, and a
+    # test that writes a bad value into it would change X for the tests after it
+    df = pd.DataFrame(X.copy(), columns=["a", "b", "c"])
     df["label"] = Y
     return df
 
@@ -50,6 +52,7 @@ def frame():
 def test_tables_read_features_and_last_column_as_labels(tmp_path, name):
     path = tmp_path / name
     if name.endswith(".parquet"):
+        pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow (relunet[parquet])")
         frame().to_parquet(path)
     else:
         frame().to_csv(path, sep="\t" if ".tsv" in name else ",", index=False)
@@ -229,6 +232,7 @@ def test_one_column_table_only_for_labels(tmp_path):
 
 
 def test_missing_optional_packages_name_the_extra(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow (relunet[parquet])")
     frame().to_parquet(tmp_path / "d.parquet")
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(MissingDependency, match=r"relunet\[parquet\]"):

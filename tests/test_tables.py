@@ -105,6 +105,7 @@ def test_plain_integer_labels_sort_numerically():
 def test_missing_label_names_the_row_by_position(tmp_path):
     frame = pd.DataFrame({"a": [1.0, 2, 3, 4], "label": ["x", "y", None, "x"]},
                          index=[10, 20, 30, 40])
+    pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow (relunet[parquet])")
     frame.to_parquet(tmp_path / "d.parquet")  # keeps its index: row 3 is not "30"
     msg = error_of(lambda: read_data(tmp_path / "d.parquet"))
     assert "data row 3" in msg and "30" not in msg.split("data row")[1]
@@ -394,6 +395,7 @@ def test_parquet_named_index_is_a_column_for_id_drop_and_target(tmp_path):
     X, y = measurements()
     frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "kind": np.array(["p", "q"])[y]},
                          index=pd.Index(np.arange(100, 160), name="penguin_id"))
+    pytest.importorskip("pyarrow", reason="writing Parquet needs pyarrow (relunet[parquet])")
     frame.to_parquet(tmp_path / "p.parquet")
     ds = read_data(tmp_path / "p.parquet", ids=["penguin_id"])
     assert ds.feature_names == ["a", "b"] and ds.ids["penguin_id"].tolist()[:2] == [100, 101]
