@@ -21,6 +21,7 @@ allocation-free version of the same step lives in :mod:`relunet.fastpath`.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import NamedTuple
 
@@ -61,19 +62,16 @@ def _namespace(*arrays):
     return _compat().array_namespace(*arrays)
 
 
+@functools.cache
 def _compat():
     """array-api-compat: the installed package, else scikit-learn's vendored copy (the one
-    its ``array_api_dispatch`` uses), else a TypeError saying what to install."""
+    its ``array_api_dispatch`` uses; scikit-learn >= 1.9, a core dependency, carries it).
+    Cached: the hidden layer asks on every step, and a failed import is not cached by
+    Python (it would search the path each time)."""
     try:
         import array_api_compat
     except ImportError:
-        try:
-            from sklearn.externals import array_api_compat
-        except ImportError as exc:  # pragma: no cover - scikit-learn < 1.6 and no package
-            raise TypeError(
-                "relunet got non-NumPy arrays; install 'array-api-compat' to use other "
-                "array libraries"
-            ) from exc
+        from sklearn.externals import array_api_compat
     return array_api_compat
 
 

@@ -51,16 +51,20 @@ def test_without_array_api_compat_scikit_learns_vendored_copy_serves(problem, mo
     """Found on a GPU machine: array-api-compat absent, the fit under array_api_dispatch
     failed in its first epoch, though scikit-learn (which that dispatch needs) carries its
     own copy."""
-    vendored = pytest.importorskip("sklearn.externals.array_api_compat",
-                                   reason="scikit-learn without a vendored array-api-compat")
-    monkeypatch.setitem(sys.modules, "array_api_compat", None)  # import raises ImportError
-    X, y, params, sw = problem
+    from sklearn.externals import array_api_compat as vendored
+
     from relunet.network import _compat
 
-    assert _compat() is vendored
-    L, grads = loss_and_grads(params, X, y, 0.05, sample_weight=sw)
-    L_s, grads_s = loss_and_grads(_strict(*params), xp.asarray(X), xp.asarray(y), 0.05,
-                                  sample_weight=xp.asarray(sw))
+    monkeypatch.setitem(sys.modules, "array_api_compat", None)  # import raises ImportError
+    _compat.cache_clear()  # the choice is cached: make it again, and again after the test
+    try:
+        assert _compat() is vendored
+        X, y, params, sw = problem
+        L, grads = loss_and_grads(params, X, y, 0.05, sample_weight=sw)
+        L_s, grads_s = loss_and_grads(_strict(*params), xp.asarray(X), xp.asarray(y), 0.05,
+                                      sample_weight=xp.asarray(sw))
+    finally:
+        _compat.cache_clear()
     assert L_s == pytest.approx(L, rel=1e-14)
     np.testing.assert_allclose(np.asarray(grads_s[0]), grads[0], rtol=1e-13, atol=1e-15)
 
